@@ -1,0 +1,235 @@
+"""Integrate a field on the sphere: fixed-step, authors' scheme, or adaptive Runge–Kutta.
+
+Problem (the field), method (a :class:`~tokenswarm.solve.methods.Method`) and policies
+(output times, step control, what to record) are separate, as in diffrax.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field as dataclass_field
+from typing import Any
+
+import torch
+
+from tokenswarm.fields.base import Field
+from tokenswarm.solve.methods import METHODS, Authors, DormandPrince, Method
+
+__all__ = ["Trajectory", "NonFiniteStateError", "integrate", "span_basis"]
+
+
+class NonFiniteStateError(FloatingPointError):
+    """The state became NaN or infinite; the message names the time and step."""
+
+
+@dataclass
+class Trajectory:
+    """Recorded output of :func:`integrate`.
+
+    ``states`` stacks ``observe(x(t_k))`` over the output times: by default the states
+    themselves, shape ``(T, *batch, n, d)``.
+    """
+
+    times: torch.Tensor
+    states: Any
+    method: str
+    steps: int = 0
+    evaluations: int = 0
+    rejected: int = 0
+    reduced_dimension: int | None = None
+    info: dict = dataclass_field(default_factory=dict)
+
+    @property
+    def final(self):
+        return self.states[-1]
+
+
+def span_basis(x0: torch.Tensor) -> torch.Tensor:
+    """Orthonormal basis ``U`` of shape ``(*batch, d, n)`` of a space containing every token."""
+    return torch.linalg.qr(x0.mT).Q
+
+
+def _check_finite(x: torch.Tensor, t: float, step: int) -> None:
+    if not bool(torch.isfinite(x).all()):
+        raise NonFiniteStateError(
+            f"non-finite token state at t = {t:.6g} (step {step}); reduce the step, beta, or use float64"
+        )
+
+
+def _stack(records: list) -> Any:
+    first = records[0]
+    if isinstance(first, torch.Tensor):
+        return torch.stack(records)
+    if isinstance(first, tuple):
+        return tuple(_stack(list(parts)) for parts in zip(*records))
+    if isinstance(first, dict):
+        return {key: _stack([r[key] for r in records]) for key in first}
+    return records
+
+
+def integrate(
+    field: Field,
+    x0: torch.Tensor,
+    times: Sequence[float] | torch.Tensor,
+    *,
+    method: str | Method = "rk4",
+    step: float | None = None,
+    rtol: float = 1e-7,
+    atol: float = 1e-9,
+    observe: Callable[[torch.Tensor], Any] | None = None,
+    invariant_observe: bool = False,
+    span_reduction: bool | str = "auto",
+    authors_usa_step: bool = True,
+    max_steps: int = 10_000_000,
+    progress: bool = False,
+) -> Trajectory:
+    """Solve ``dx/dt = P⊥_x F(t, x)`` on the sphere from ``x0`` (shape ``(*batch, n, d)``).
+
+    Parameters
+    ----------
+    times:
+        Increasing output times; ``times[0]`` is the start time of ``x0``.
+    method:
+        ``"euler"``, ``"heun"``, ``"rk4"`` (fixed step ``step``), ``"authors"`` (the original
+        code's scheme, step ``eta = step``, with its USA step normalisation unless
+        ``authors_usa_step=False``) or ``"dopri5"`` (adaptive, ``rtol``/``atol``).
+        Fixed-step methods take ``ceil(Δ/step)`` equal sub-steps between output times, so
+        output times on the grid ``k * step`` give exactly the layer-by-layer network.
+    observe:
+        Function of the state recorded at each output time (default: the state itself).
+        Use it to keep memory small, e.g. ``observe=metrics.pair_fraction``.
+    invariant_observe:
+        Declare ``observe`` rotation invariant (a function of inner products only): under
+        span reduction it then sees the reduced coordinates and skips the map back.
+    span_reduction:
+        ``"auto"`` simulates in ``r = n`` coordinates when ``d > n`` and the field keeps the
+        span of the tokens invariant (``V = λ I``), exactly; ``True`` requires it, ``False``
+        disables it.
+
+    All arithmetic stays on ``x0``'s device and dtype; the whole batch shares one step.
+    """
+    method = METHODS[method] if isinstance(method, str) else method
+    times = torch.as_tensor(times, dtype=torch.float64).flatten()
+    if times.numel() < 1 or bool((times.diff() < 0).any()):
+        raise ValueError("times must be a non-empty, non-decreasing sequence")
+    if not isinstance(method, DormandPrince) and (step is None or not step > 0):
+        raise ValueError(f"method {method.name!r} needs a step > 0, got step={step!r}")
+    observe = observe or (lambda state: state)
+
+    basis = None
+    n, d = x0.shape[-2], x0.shape[-1]
+    if span_reduction and d > n:
+        reduced = field.restrict(span_basis(x0))
+        if reduced is not None:
+            basis = span_basis(x0)
+            field, x = reduced, x0 @ basis
+        elif span_reduction is True:
+            raise ValueError(f"span reduction requested but {field!r} does not keep the span invariant")
+        else:
+            x = x0
+    else:
+        x = x0
+
+    def record(state):
+        if basis is None or invariant_observe:
+            return observe(state)
+        return observe(state @ basis.mT)
+
+    if isinstance(method, Authors) and authors_usa_step:
+        step = Authors.effective_step(field, step)
+
+    stepper = _adaptive if isinstance(method, DormandPrince) else _fixed
+    records, stats = stepper(field, x, times, method, step, rtol, atol, record, max_steps, progress)
+    return Trajectory(
+        times=times,
+        states=_stack(records),
+        method=method.name,
+        reduced_dimension=None if basis is None else basis.shape[-1],
+        info={"step": step} if step is not None else {},
+        **stats,
+    )
+
+
+def _progress_bar(enabled: bool, total: float):
+    if not enabled:
+        return None
+    from rich.progress import Progress
+
+    bar = Progress(transient=True)
+    bar.start()
+    bar.add_task("integrating", total=total)
+    return bar
+
+
+def _fixed(field, x, times, method, step, rtol, atol, record, max_steps, progress):
+    records = [record(x)]
+    steps = 0
+    bar = _progress_bar(progress, float(times[-1] - times[0]))
+    try:
+        for t0, t1 in zip(times[:-1].tolist(), times[1:].tolist()):
+            span = t1 - t0
+            count = math.ceil(span / step - 1e-9) if span > 0 else 0
+            h = span / max(count, 1)
+            for k in range(count):
+                t = t0 + k * h
+                x = method.step(field, t, x, h)
+                steps += 1
+                _check_finite(x, t + h, steps)
+                if steps > max_steps:
+                    raise RuntimeError(f"more than max_steps={max_steps} steps")
+            records.append(record(x))
+            if bar is not None:
+                bar.update(bar.task_ids[0], advance=span)
+    finally:
+        if bar is not None:
+            bar.stop()
+    return records, {"steps": steps, "evaluations": steps * method.evaluations_per_step, "rejected": 0}
+
+
+def _error_ratio(error, x, x_new, rtol, atol):
+    """Max over systems of the RMS scaled error (one step size for the batch)."""
+    scale = atol + rtol * torch.maximum(x.abs(), x_new.abs())
+    ratio = (error / scale) ** 2
+    return float(ratio.mean(dim=(-2, -1)).sqrt().max())
+
+
+def _adaptive(field, x, times, method, step, rtol, atol, record, max_steps, progress):
+    from tokenswarm.sphere import retract
+
+    records = [record(x)]
+    t, t_end = float(times[0]), float(times[-1])
+    h = step or max(1e-3, 1e-2 * (t_end - t))
+    steps = rejected = evaluations = 0
+    targets = times[1:].tolist()
+    bar = _progress_bar(progress, t_end - t)
+    try:
+        for target in targets:
+            while t < target - 1e-12 * max(1.0, abs(target)):
+                h_try = min(h, target - t)
+                increment, error = method.stages(field, t, x, h_try)
+                evaluations += 7
+                x_new = x + increment
+                ratio = _error_ratio(error, x, x_new, rtol, atol)
+                if not math.isfinite(ratio):
+                    _check_finite(x_new, t + h_try, steps + 1)
+                    ratio = math.inf
+                if ratio <= 1.0:
+                    x = retract(x_new)
+                    t += h_try
+                    steps += 1
+                    if bar is not None:
+                        bar.update(bar.task_ids[0], advance=h_try)
+                else:
+                    rejected += 1
+                factor = 5.0 if ratio == 0 else min(5.0, max(0.2, 0.9 * ratio ** (-1 / 5)))
+                h = h_try * factor
+                if steps + rejected > max_steps:
+                    raise RuntimeError(f"more than max_steps={max_steps} steps at t = {t:.6g}")
+                if h < 1e-14 * max(1.0, abs(t)):
+                    raise RuntimeError(f"step size underflow at t = {t:.6g}")
+            records.append(record(x))
+    finally:
+        if bar is not None:
+            bar.stop()
+    return records, {"steps": steps, "evaluations": evaluations, "rejected": rejected}
