@@ -147,7 +147,7 @@ class Attention(Field):
     Parameters
     ----------
     beta:
-        Inverse temperature, ``>= 0``.
+        Inverse temperature, ``>= 0``; a tensor of shape ``(*batch)`` sets one per system.
     normalization:
         ``"sa"`` (softmax) or ``"usa"`` (``exp/n``).
     Q, K:
@@ -174,13 +174,17 @@ class Attention(Field):
         causal: bool = False,
         backend: Backend = "fused",
     ):
-        if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta >= 0):
+        if isinstance(beta, torch.Tensor):
+            if not bool(torch.isfinite(beta).all()) or bool((beta < 0).any()):
+                raise ValueError("beta must be finite and >= 0 everywhere")
+        elif not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta >= 0):
             raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
         if normalization not in ("sa", "usa"):
             raise ValueError(f"normalization must be 'sa' or 'usa', got {normalization!r}")
         if backend not in _BACKENDS:
             raise ValueError(f"backend must be one of {sorted(_BACKENDS)}, got {backend!r}")
-        self.beta = float(beta)
+        # A tensor beta of shape (*batch) gives one inverse temperature per system.
+        self.beta = beta if isinstance(beta, torch.Tensor) else float(beta)
         self.normalization = normalization
         self.Q, self.K, self.V = Q, K, V
         self.causal = causal
@@ -216,8 +220,13 @@ class Attention(Field):
             v, scale = heads, (None if V is None else float(V))
         else:
             v = heads @ _as_heads(V, "V").mT
+        beta = self.beta
+        if isinstance(beta, torch.Tensor):
+            # Fold per-system temperatures into the queries so every kernel sees a scalar scale.
+            q = q * beta.to(q.dtype).reshape(*beta.shape, 1, 1, 1)
+            beta = 1.0
         out = attention_output(
-            q, k, v, self.beta, normalization=self.normalization, causal=self.causal, backend=self.backend
+            q, k, v, beta, normalization=self.normalization, causal=self.causal, backend=self.backend
         ).sum(dim=-3)
         return out if scale is None else scale * out
 
@@ -249,7 +258,8 @@ class Attention(Field):
         return _as_heads(m, "Q/K") @ U
 
     def __repr__(self) -> str:
-        parts = [f"beta={self.beta:g}", self.normalization]
+        beta = f"<{tuple(self.beta.shape)} tensor>" if isinstance(self.beta, torch.Tensor) else f"{self.beta:g}"
+        parts = [f"beta={beta}", self.normalization]
         for name in ("Q", "K", "V"):
             m = getattr(self, name)
             if m is not None:

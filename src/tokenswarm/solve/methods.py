@@ -106,6 +106,8 @@ class Authors(Method):
     @classmethod
     def effective_step(cls, field: Field, step: float) -> float:
         if isinstance(field, Attention) and field.normalization == "usa":
+            if isinstance(field.beta, torch.Tensor):
+                raise ValueError("the authors' USA step rule needs one scalar beta; run each beta separately")
             return cls.usa_step(step, field.beta)
         return step
 

@@ -1,0 +1,144 @@
+"""Performance measurements of the attention field (``tokenswarm bench field``).
+
+Everything is timed in the same process as a reference GEMM, so the ratio to the
+machine's matrix-multiply rate is meaningful even on a noisy shared machine. Peak memory
+is measured in a fresh child process that only builds the tokens and evaluates the
+field, so the figure is not polluted by the GEMM operands or earlier allocations.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import resource
+import statistics
+import time
+from dataclasses import dataclass
+
+import torch
+
+from tokenswarm.fields.attention import Attention
+from tokenswarm.sphere import sample_uniform
+
+__all__ = ["FieldBenchmark", "bench_field", "gemm_gflops", "field_peak_memory_mb"]
+
+DENSE_LIMIT_BYTES = 4 << 30  # skip the dense baseline when its n x n logits alone exceed this
+
+
+@dataclass
+class FieldBenchmark:
+    n: int
+    d: int
+    dtype: str
+    device: str
+    normalization: str
+    backend: str
+    seconds_per_eval: float
+    gflops: float
+    gemm_gflops: float
+    ratio_to_gemm: float
+    dense_seconds_per_eval: float | None
+    speedup_vs_dense: float | None
+    peak_memory_mb: float | None
+    evaluation_memory_mb: float | None
+    repeats: int
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _median_seconds(fn, repeats: int, device: torch.device) -> float:
+    fn()  # warm-up: kernel selection, allocator, caches
+    _synchronize(device)
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        _synchronize(device)
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def gemm_gflops(dtype: torch.dtype, device: torch.device, size: int = 4096, repeats: int = 3) -> float:
+    """Rate of a ``size x size`` matrix product, GFLOP/s (``2 size³`` flops)."""
+    generator = torch.Generator(device=device).manual_seed(0)
+    a = torch.randn(size, size, dtype=dtype, device=device, generator=generator)
+    b = torch.randn(size, size, dtype=dtype, device=device, generator=generator)
+    seconds = _median_seconds(lambda: a @ b, repeats, device)
+    return 2 * size**3 / seconds / 1e9
+
+
+def _memory_child(n, d, dtype_name, normalization, backend, beta, queue):
+    dtype = getattr(torch, dtype_name)
+    x = sample_uniform(n, d, generator=torch.Generator().manual_seed(0), dtype=dtype)
+    field = Attention(beta, normalization=normalization, backend=backend)
+    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    field.velocity(0.0, x)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    queue.put((peak / 1024.0, (peak - baseline) / 1024.0))  # ru_maxrss is in KiB on Linux
+
+
+def field_peak_memory_mb(
+    n: int, d: int, dtype: torch.dtype, *, normalization="sa", backend="fused", beta=1.0
+) -> tuple[float, float]:
+    """(peak RSS of a process that evaluates the field once, increase during the evaluation), MiB."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    dtype_name = str(dtype).removeprefix("torch.")
+    child = context.Process(target=_memory_child, args=(n, d, dtype_name, normalization, backend, beta, queue))
+    child.start()
+    result = queue.get()
+    child.join()
+    return result
+
+
+def bench_field(
+    n: int = 4096,
+    d: int = 64,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: str | torch.device = "cpu",
+    beta: float = 1.0,
+    normalization: str = "sa",
+    backend: str = "fused",
+    repeats: int = 5,
+    dense: bool = True,
+    memory: bool = True,
+) -> FieldBenchmark:
+    """Time one evaluation of the attention velocity ``P⊥_x Σ_j A_ij x_j`` for ``n`` tokens.
+
+    FLOPs are counted as ``4 n² d`` per evaluation (logits and weighted sum).
+    """
+    device = torch.device(device)
+    x = sample_uniform(n, d, generator=torch.Generator(device=device).manual_seed(0), dtype=dtype, device=device)
+    field = Attention(beta, normalization=normalization, backend=backend)
+    seconds = _median_seconds(lambda: field.velocity(0.0, x), repeats, device)
+    flops = 4.0 * n * n * d
+    gemm = gemm_gflops(dtype, device)
+
+    dense_seconds = None
+    if dense and n * n * x.element_size() * 2 <= DENSE_LIMIT_BYTES:
+        dense_field = field.with_backend("dense")
+        dense_seconds = _median_seconds(lambda: dense_field.velocity(0.0, x), repeats, device)
+
+    peak = evaluation = None
+    if memory:
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+            base = torch.cuda.memory_allocated(device)
+            field.velocity(0.0, x)
+            peak = torch.cuda.max_memory_allocated(device) / 2**20
+            evaluation = (torch.cuda.max_memory_allocated(device) - base) / 2**20
+        else:
+            peak, evaluation = field_peak_memory_mb(n, d, dtype, normalization=normalization, backend=backend, beta=beta)
+
+    return FieldBenchmark(
+        n=n, d=d, dtype=str(dtype).removeprefix("torch."), device=str(device),
+        normalization=normalization, backend=backend,
+        seconds_per_eval=seconds, gflops=flops / seconds / 1e9, gemm_gflops=gemm,
+        ratio_to_gemm=flops / seconds / 1e9 / gemm,
+        dense_seconds_per_eval=dense_seconds,
+        speedup_vs_dense=None if dense_seconds is None else dense_seconds / seconds,
+        peak_memory_mb=peak, evaluation_memory_mb=evaluation, repeats=repeats,
+    )
