@@ -92,6 +92,9 @@ def _flash_cpu_available(q: torch.Tensor) -> bool:
 
 
 def _fused(q, k, v, beta, normalization, causal):
+    if causal and beta == 0:
+        # SDPA kernels apply the scale after the causal mask: 0 * (-inf) = NaN rows.
+        return _chunked(q, k, v, beta, normalization, causal)
     if not _flash_cpu_available(q):
         if q.device.type == "cuda" and normalization == "sa" and q.dtype != torch.float64:
             return _sdpa_4d(q, k, v, beta, causal, F.scaled_dot_product_attention)
