@@ -1,0 +1,67 @@
+"""``tokenswarm bench``: time a component on this machine.
+
+``tokenswarm bench field -p n=4096 -p d=64 -p dtype=float32 --json`` times one evaluation
+of the attention velocity with the default (fused, linear-memory) backend against a
+same-process GEMM and the dense baseline; see :mod:`tokenswarm.perf`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+from tokenswarm.experiments.registry import parse_device, parse_dtype
+from tokenswarm.params import UsageError, parse_overrides
+from tokenswarm.perf import bench_field
+
+
+@dataclass
+class FieldParams:
+    n: int = field(default=4096, metadata={"min": 2, "help": "tokens"})
+    d: int = field(default=64, metadata={"min": 1, "help": "dimension"})
+    dtype: Literal["float32", "float64"] = field(default="float32", metadata={"help": "precision"})
+    beta: float = field(default=1.0, metadata={"min": 0, "help": "inverse temperature"})
+    normalization: Literal["sa", "usa"] = field(default="sa", metadata={"help": "attention normalisation"})
+    backend: Literal["fused", "chunked", "dense"] = field(default="fused", metadata={"help": "backend timed"})
+    repeats: int = field(default=5, metadata={"min": 1, "help": "timed evaluations (median reported)"})
+    dense: bool = field(default=True, metadata={"help": "also time the dense n x n baseline (skipped above 4 GiB)"})
+    memory: bool = field(default=True, metadata={"help": "measure peak memory in a child process"})
+
+
+TARGETS = {"field": FieldParams}
+
+
+def bench_command(target: str, overrides: dict[str, str], json_output: bool, device: str) -> int | None:
+    if target not in TARGETS:
+        raise UsageError(f"unknown benchmark target {target!r}; valid targets: {', '.join(TARGETS)}")
+    params = parse_overrides(TARGETS[target], overrides, experiment=f"bench {target}")
+    torch_device = parse_device(device)
+    start = time.perf_counter()
+    measured = bench_field(
+        params.n, params.d, dtype=parse_dtype(params.dtype), device=torch_device, beta=params.beta,
+        normalization=params.normalization, backend=params.backend, repeats=params.repeats,
+        dense=params.dense, memory=params.memory,
+    )
+    summary = {
+        "benchmark": target,
+        "params": {**dataclasses.asdict(params), "device": str(torch_device)},
+        "metrics": dataclasses.asdict(measured),
+        "seconds": time.perf_counter() - start,
+    }
+    if json_output:
+        sys.stdout.write(json.dumps(summary) + "\n")
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"bench {target}", title_justify="left")
+        table.add_column("metric")
+        table.add_column("value")
+        for key, value in summary["metrics"].items():
+            table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+        Console().print(table)
+    return 0

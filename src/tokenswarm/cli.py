@@ -1,0 +1,425 @@
+"""The ``tokenswarm`` command line: ``list``, ``run``, ``reproduce``, ``simulate``, ``bench``.
+
+Stream discipline: stdout carries only results (tables, the report path, or with
+``--json`` exactly one JSON object); messages, warnings, progress bars and anything an
+experiment prints go to stderr.
+
+Exit codes: 0 success (failed claims are reported, not an error); 1 an experiment or a
+module raised; 2 a usage error (unknown experiment or parameter, bad value), printed as
+one paragraph naming the valid choices, without a traceback.
+
+Environment: ``TOKENSWARM_EXTRA_EXPERIMENTS`` -- comma-separated module paths imported
+after the built-in experiments, so that out-of-tree or test experiments can register
+(e.g. ``TOKENSWARM_EXTRA_EXPERIMENTS=fake_experiments tokenswarm list``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pathlib
+import sys
+import time
+import traceback
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Annotated, Any, Literal, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from tokenswarm.experiments import ImportFailure, load_all, load_for
+from tokenswarm.experiments import registry
+from tokenswarm.params import UsageError, param_specs, parse_key_values
+from tokenswarm.progress import progress_bar
+from tokenswarm.report import ReportEntry, format_for_display, summarize, write_report
+from tokenswarm.results import Result, atomic_write_text
+
+__all__ = ["app", "main", "EXTRA_EXPERIMENTS_ENV"]
+
+EXTRA_EXPERIMENTS_ENV = "TOKENSWARM_EXTRA_EXPERIMENTS"
+USAGE_EXIT_CODE = 2
+ERROR_EXIT_CODE = 1
+
+app = typer.Typer(
+    name="tokenswarm",
+    help="Transformers as interacting particle systems on the sphere: run the papers' experiments.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+
+DeviceOption = Annotated[str, typer.Option(help="torch device: cpu, cuda, cuda:N or mps.")]
+DtypeOption = Annotated[Literal["float32", "float64"], typer.Option(help="floating-point precision.")]
+SeedOption = Annotated[int, typer.Option(help="master seed (streams are derived from it).")]
+QuickOption = Annotated[bool, typer.Option("--quick", help="reduced sizes for a fast check.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="print exactly one JSON object on stdout.")]
+ParamOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "-p",
+        "--param",
+        help="parameter override KEY=VALUE (repeatable); lists 1,2,3; ranges START:STOP:STEP.",
+    ),
+]
+
+
+# --------------------------------------------------------------------------------------
+# Shared helpers
+# --------------------------------------------------------------------------------------
+
+
+def _stderr() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def _stdout() -> Console:
+    return Console(highlight=False)
+
+
+def _print_error(message: str) -> None:
+    # Plain print rather than rich: the message must not be re-wrapped or styled, since
+    # scripts and tests search it for the valid choices it names.
+    print(f"error: {message}", file=sys.stderr)
+
+
+def _usage_failure(message: str) -> NoReturn:
+    _print_error(message)
+    raise typer.Exit(USAGE_EXIT_CODE)
+
+
+@contextlib.contextmanager
+def _usage_errors(import_failures: Sequence[ImportFailure] = ()) -> Iterator[None]:
+    """Turn a UsageError into the one-paragraph message and exit code 2."""
+    try:
+        yield
+    except UsageError as error:
+        message = str(error)
+        if import_failures and isinstance(error, registry.UnknownExperimentError):
+            broken = "; ".join(failure.summary() for failure in import_failures)
+            message += f" (note: some experiment modules failed to import: {broken})"
+        _usage_failure(message)
+
+
+def _extra_modules(environment: Mapping[str, str]) -> list[str]:
+    return [module.strip() for module in environment.get(EXTRA_EXPERIMENTS_ENV, "").split(",") if module.strip()]
+
+
+def _load_experiments(name: str | None = None) -> list[ImportFailure]:
+    """Import the experiment modules (all, or what ``name`` needs); warn about broken ones.
+
+    One broken module must not make every other experiment unusable, so failures are
+    printed to stderr instead of aborting: ``reproduce`` turns them into error rows and
+    ``run`` mentions them if the requested name turns out to be unknown.
+    """
+    extra = _extra_modules(os.environ)
+    failures = load_all(extra, strict=False) if name is None else load_for(name, extra, strict=False)
+    for failure in failures:
+        _print_error(f"experiment module failed to import: {failure.summary()}")
+    return failures
+
+
+def _print_traceback(context: str) -> None:
+    print(f"error: {context}", file=sys.stderr)
+    traceback.print_exc(file=sys.stderr)
+
+
+# --------------------------------------------------------------------------------------
+# list
+# --------------------------------------------------------------------------------------
+
+
+@app.command("list")
+def list_command(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="also list every parameter.")] = False,
+) -> None:
+    """List the experiments, one line each, with their paper reference."""
+    _load_experiments()
+    experiments = [registry.get(name) for name in registry.names()]
+    if not experiments:
+        print("no experiments are registered", file=sys.stderr)
+        return
+    width = max(len(experiment.name) for experiment in experiments)
+    for experiment in experiments:
+        print(f"{experiment.name:<{width}}  {experiment.title}  [{experiment.reference}]")
+        if verbose:
+            for spec in param_specs(experiment.params):
+                help_text = f" -- {spec.help}" if spec.help else ""
+                quick = experiment.quick.get(spec.name)
+                quick_text = f" (quick: {format_for_display(quick)})" if spec.name in experiment.quick else ""
+                print(f"{'':<{width}}    {spec.describe()}{quick_text}{help_text}")
+
+
+# --------------------------------------------------------------------------------------
+# run
+# --------------------------------------------------------------------------------------
+
+
+def _print_experiment_parameters(experiment: registry.Experiment) -> None:
+    table = Table(title=f"{experiment.name}: {experiment.title} [{experiment.reference}]", title_justify="left")
+    for column in ("parameter", "type", "range", "default", "quick", "help"):
+        # fold, not ellipsis: a long choice list must stay readable when the table wraps
+        table.add_column(column, overflow="fold")
+    for spec in param_specs(experiment.params):
+        quick = format_for_display(experiment.quick[spec.name]) if spec.name in experiment.quick else ""
+        table.add_row(
+            spec.name,
+            spec.type_text(),
+            spec.constraint_text(),
+            format_for_display(spec.default),
+            quick,
+            spec.help,
+        )
+    _stdout().print(table)
+
+
+@app.command("run", context_settings={"help_option_names": []})
+def run_command(
+    context: typer.Context,
+    name: Annotated[str | None, typer.Argument(help="experiment name (see 'tokenswarm list').")] = None,
+    param: ParamOption = None,
+    quick: QuickOption = False,
+    seed: SeedOption = 0,
+    device: DeviceOption = "cpu",
+    dtype: DtypeOption = "float64",
+    out: Annotated[pathlib.Path | None, typer.Option(help="output directory (default ./runs/NAME).")] = None,
+    json_output: JsonOption = False,
+    show_help: Annotated[
+        bool, typer.Option("--help", "-h", help="show this message (and NAME's parameters) and exit.")
+    ] = False,
+) -> None:
+    """Run one experiment and write result.json, data.zarr and figures to its output directory."""
+    failures = _load_experiments(name)
+    if show_help:
+        # A custom --help: the built-in one is eager and exits before NAME is known,
+        # but the useful help for `run NAME` is NAME's parameter table.
+        print(context.get_help())
+        if name is not None:
+            with _usage_errors(failures):
+                _print_experiment_parameters(registry.get(name))
+        raise typer.Exit(0)
+    if name is None:
+        _usage_failure(
+            "missing experiment name; valid experiments: "
+            + (", ".join(registry.names()) or "none are registered")
+        )
+    with _usage_errors(failures):
+        overrides = parse_key_values(param or [])
+        # Validate everything up front so that a usage mistake exits 2 before any work,
+        # and so that a UsageError raised inside the experiment is treated as a bug.
+        registry.prepare(name, overrides, quick=quick)
+        registry.parse_device(device)
+        registry.parse_dtype(dtype)
+    out_dir = out if out is not None else pathlib.Path("runs") / name
+    try:
+        # Keep stdout for the result only: anything the experiment prints goes to stderr.
+        with contextlib.redirect_stdout(sys.stderr):
+            result, outputs = registry.run_experiment(
+                name, overrides, quick=quick, seed=seed, device=device, dtype=dtype, out_dir=out_dir
+            )
+    except Exception:  # noqa: BLE001 - report any experiment failure with its traceback
+        _print_traceback(f"experiment '{name}' raised an exception")
+        raise typer.Exit(ERROR_EXIT_CODE) from None
+    if json_output:
+        sys.stdout.write(json.dumps(result.to_json_dict(outputs), ensure_ascii=False, allow_nan=False) + "\n")
+        sys.stdout.flush()
+    else:
+        _print_result_tables(result, outputs)
+
+
+def _print_result_tables(result: Result, outputs: Sequence[str]) -> None:
+    console = _stdout()
+    summary = result.to_json_dict(list(outputs))
+    metrics = Table(title=f"{result.experiment}: metrics", title_justify="left")
+    metrics.add_column("metric")
+    metrics.add_column("value")
+    for key, value in summary["metrics"].items():
+        metrics.add_row(key, format_for_display(value))
+    console.print(metrics)
+    claims = Table(title=f"{result.experiment}: claims", title_justify="left")
+    for column in ("claim", "reference", "measured", "expected", "status"):
+        claims.add_column(column)
+    for claim in summary["claims"]:
+        status = Text("PASS", style="bold green") if claim["passed"] else Text("FAIL", style="bold red")
+        claims.add_row(
+            claim["name"],
+            claim["reference"],
+            format_for_display(claim["measured"]),
+            format_for_display(claim["expected"]),
+            status,
+        )
+    console.print(claims)
+    passed = sum(1 for claim in summary["claims"] if claim["passed"])
+    out_dir = pathlib.Path(outputs[-1]).parent if outputs else None
+    console.print(
+        f"{passed}/{len(summary['claims'])} claims passed in {result.seconds:.2f} s; outputs in {out_dir}",
+        soft_wrap=True,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# reproduce
+# --------------------------------------------------------------------------------------
+
+
+@app.command("reproduce")
+def reproduce_command(
+    quick: QuickOption = False,
+    out: Annotated[pathlib.Path, typer.Option(help="report directory.")] = pathlib.Path("tokenswarm-report"),
+    seed: SeedOption = 0,
+    device: DeviceOption = "cpu",
+    dtype: DtypeOption = "float64",
+    only: Annotated[str | None, typer.Option(help="comma-separated experiment names to run.")] = None,
+) -> None:
+    """Run every experiment (each into OUT/NAME/) and write the HTML report OUT/index.html.
+
+    An experiment that raises is recorded as an error (exit code 1) and the others still
+    run; failed claims are reported but do not change the exit code.
+    """
+    failures = _load_experiments()
+    with _usage_errors(failures):
+        registry.parse_device(device)
+        registry.parse_dtype(dtype)
+        if only is not None:
+            selected = [item.strip() for item in only.split(",") if item.strip()]
+            if not selected:
+                raise UsageError(f"--only needs experiment names; valid experiments: {', '.join(registry.names())}")
+            for name in selected:
+                registry.get(name)
+            selected = list(dict.fromkeys(selected))
+        else:
+            selected = registry.names()
+    report_dir = out.resolve()
+    entries: list[ReportEntry] = []
+    if only is None:
+        entries.extend(_import_failure_entry(failure) for failure in failures)
+    with progress_bar(len(selected), "reproduce") as bar:
+        for index, name in enumerate(selected, start=1):
+            print(f"[{index}/{len(selected)}] {name}", file=sys.stderr)
+            bar.update(description=f"reproduce: {name}")
+            entries.append(_reproduce_one(name, report_dir, quick=quick, seed=seed, device=device, dtype=dtype))
+            bar.advance()
+    settings = {"quick": quick, "seed": seed, "device": device, "dtype": dtype}
+    report = write_report(entries, report_dir, settings=settings)
+    summary = summarize(entries)
+    print(f"report: {report}")
+    print(summary.text())
+    for entry in entries:
+        if entry.error is not None:
+            last_line = entry.error.strip().splitlines()[-1] if entry.error.strip() else "error"
+            print(f"  ERROR {entry.name}: {last_line}")
+        for claim in entry.claims:
+            if claim.get("passed") is not True:
+                print(
+                    f"  FAIL  {entry.name}: {claim.get('name')} "
+                    f"(measured {format_for_display(claim.get('measured'))}, "
+                    f"expected {format_for_display(claim.get('expected'))}; {claim.get('reference')})"
+                )
+    if summary.experiments_errored:
+        raise typer.Exit(ERROR_EXIT_CODE)
+
+
+def _reproduce_one(name: str, report_dir: pathlib.Path, **settings: Any) -> ReportEntry:
+    experiment = registry.get(name)
+    out_dir = report_dir / name
+    start = time.perf_counter()
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            result, outputs = registry.run_experiment(name, {}, out_dir=out_dir, **settings)
+    except Exception:  # noqa: BLE001 - one failing experiment must not stop the others
+        error = traceback.format_exc()
+        print(f"error: experiment '{name}' raised an exception:\n{error}", file=sys.stderr)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        error_file = out_dir / "error.txt"
+        atomic_write_text(error_file, error)
+        return ReportEntry(
+            name=name,
+            title=experiment.title,
+            reference=experiment.reference,
+            error=error,
+            outputs=[error_file.relative_to(report_dir).as_posix()],
+            seconds=time.perf_counter() - start,
+        )
+    relative = [pathlib.Path(path).relative_to(out_dir).as_posix() for path in outputs]
+    return ReportEntry(
+        name=name,
+        title=experiment.title,
+        reference=experiment.reference,
+        result=result.to_json_dict(relative),
+        outputs=[pathlib.Path(os.path.relpath(path, report_dir)).as_posix() for path in outputs],
+    )
+
+
+def _import_failure_entry(failure: ImportFailure) -> ReportEntry:
+    return ReportEntry(
+        name=failure.module.rsplit(".", 1)[-1],
+        title=f"module {failure.module} failed to import",
+        reference="",
+        error=failure.traceback,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# simulate and bench (implemented by their own modules)
+# --------------------------------------------------------------------------------------
+
+
+@app.command("simulate")
+def simulate_command(
+    model: Annotated[Literal["sa", "usa"], typer.Option(help="softmax (sa) or unnormalised (usa) attention.")] = "sa",
+    n: Annotated[int, typer.Option(help="number of tokens.")] = 32,
+    d: Annotated[int, typer.Option(help="dimension (tokens on S^{d-1}).")] = 3,
+    beta: Annotated[float, typer.Option(help="inverse temperature.")] = 1.0,
+    t: Annotated[float, typer.Option(help="final time (depth).")] = 10.0,
+    solver: Annotated[str, typer.Option(help="integrator, e.g. rk4.")] = "rk4",
+    step: Annotated[float, typer.Option(help="time step.")] = 0.05,
+    value: Annotated[Literal["identity", "minus_identity"], typer.Option(help="value matrix V.")] = "identity",
+    seed: SeedOption = 0,
+    device: DeviceOption = "cpu",
+    dtype: DtypeOption = "float64",
+    out: Annotated[pathlib.Path | None, typer.Option(help="output directory.")] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Integrate one particle system and save its trajectory."""
+    from tokenswarm import simulate_cli  # imported on use: only this command needs it
+
+    with _usage_errors():
+        code = simulate_cli.simulate_command(
+            model=model,
+            n=n,
+            d=d,
+            beta=beta,
+            t=t,
+            solver=solver,
+            step=step,
+            value=value,
+            seed=seed,
+            device=device,
+            dtype=dtype,
+            out=out,
+            json_output=json_output,
+        )
+    raise typer.Exit(code or 0)
+
+
+@app.command("bench")
+def bench_command(
+    target: Annotated[str, typer.Argument(help="what to benchmark, e.g. field.")],
+    param: ParamOption = None,
+    json_output: JsonOption = False,
+    device: DeviceOption = "cpu",
+) -> None:
+    """Time a component on this machine."""
+    from tokenswarm import bench  # imported on use: only this command needs it
+
+    with _usage_errors():
+        overrides = parse_key_values(param or [])
+        code = bench.bench_command(target, overrides, json_output, device)
+    raise typer.Exit(code or 0)
+
+
+def main() -> None:
+    """Console-script entry point (``tokenswarm``, ``python -m tokenswarm``)."""
+    app(prog_name="tokenswarm")

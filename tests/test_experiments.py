@@ -1,0 +1,94 @@
+"""Fast versions of every registered experiment: each must run, save, and pass its claims.
+
+These are the ``--quick`` sizes of ``tokenswarm reproduce --quick``; on top of the claims
+(which compare against the papers' exact statements), a few metrics are checked here
+directly so that a silently weakened claim would still be caught.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tokenswarm import theory
+from tokenswarm.experiments import load_all, names, run_experiment
+from tokenswarm.results import load_result
+
+load_all()
+ALL = names()
+REQUIRED = {
+    "equiangular", "phase-diagram", "metastability", "energy", "kuramoto", "random-weights",
+    "long-context", "trajectories",
+}
+
+
+def _run(name, tmp_path, **overrides):
+    result, outputs = run_experiment(name, overrides, quick=True, seed=0, out_dir=tmp_path / name)
+    return result, outputs
+
+
+def test_required_experiments_are_registered():
+    assert REQUIRED <= set(ALL)
+
+
+@pytest.mark.parametrize("name", sorted(REQUIRED))
+def test_quick_experiment_passes_its_claims(name, tmp_path):
+    result, outputs = _run(name, tmp_path)
+    assert result.claims, f"{name} states no claims"
+    failed = [(c.name, c.measured, c.expected) for c in result.claims if not c.passed]
+    assert not failed, f"{name}: failed claims {failed}"
+    saved = load_result(tmp_path / name)
+    assert saved["experiment"] == name
+    assert set(saved) >= {"experiment", "params", "metrics", "claims", "outputs", "seconds"}
+    assert any(path.endswith(".png") for path in outputs)
+
+
+def test_equiangular_metrics_match_closed_forms(tmp_path):
+    result, _ = _run("equiangular", tmp_path, n=8, beta=0.5, model="usa", t_max=6.0)
+    metrics = result.metrics
+    assert metrics["max_deviation"] < 1e-8
+    assert metrics["late_slope"] == pytest.approx(-2 * math.exp(0.5), rel=1e-3)
+    ode = theory.equiangular_crossing_time(0.999, 0.0, 8, 0.5, "usa")
+    assert metrics["crossing_time"] == pytest.approx(ode, rel=1e-5)
+
+
+def test_phase_diagram_shapes_and_limits(tmp_path):
+    betas, times = [1.0, 8.0], [0.0, 15.0, 30.0]
+    result, _ = _run("phase-diagram", tmp_path, n=12, runs=6, beta=betas, t=times, compare_d=[], scheme="accurate")
+    fraction = np.asarray(result.metrics["fraction"])
+    assert fraction.shape == (2, 3)
+    assert np.all((fraction >= 0) & (fraction <= 1))
+    assert np.all(fraction[:, 0] == 0)  # i.i.d. uniform tokens on the circle are never within 1e-3... almost surely
+    assert fraction[0, -1] > 0.9  # beta = 1, d = 2: one cluster by t = 30
+
+
+def test_energy_simplex_gap_vanishes(tmp_path):
+    result, _ = _run("energy", tmp_path, value=["minus_identity"], d=2, n=5)
+    assert abs(result.metrics["simplex_gap"]) < 1e-6
+    assert result.metrics["final_energy"] >= result.metrics["uniform_energy"]
+
+
+def test_long_context_oracle_and_limits(tmp_path):
+    result, _ = _run("long-context", tmp_path, rho=0.25, gamma=[0.5], n=[8, 64, 512])
+    expected = [theory.long_context_cosine(0.25, 0.5, n) for n in (8, 64, 512)]
+    assert result.metrics["cosine"] == pytest.approx(expected, abs=1e-12)
+
+
+def test_cli_json_contract_on_a_real_experiment(tmp_path):
+    process = subprocess.run(
+        [sys.executable, "-m", "tokenswarm", "run", "long-context", "-p", "n=4,16", "-p", "gamma=1",
+         "--json", "--out", str(tmp_path / "lc")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert process.returncode == 0, process.stderr
+    summary = json.loads(process.stdout)
+    assert set(summary) == {"experiment", "params", "metrics", "claims", "outputs", "seconds"}
+    assert summary["params"]["n"] == [4, 16]
+    assert len(summary["metrics"]["cosine"]) == 2
+    for claim in summary["claims"]:
+        assert set(claim) == {"name", "reference", "measured", "expected", "passed", "detail"}
