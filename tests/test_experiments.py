@@ -59,11 +59,12 @@ def test_equiangular_metrics_match_closed_forms(tmp_path):
 
 def test_phase_diagram_shapes_and_limits(tmp_path):
     betas, times = [1.0, 8.0], [0.0, 15.0, 30.0]
-    result, _ = _run("phase-diagram", tmp_path, n=12, runs=6, beta=betas, t=times, compare_d=[], scheme="accurate")
+    result, _ = _run("phase-diagram", tmp_path, n=12, runs=6, beta=betas, t=times, compare_d=[2], scheme="accurate")
     fraction = np.asarray(result.metrics["fraction"])
     assert fraction.shape == (2, 3)
     assert np.all((fraction >= 0) & (fraction <= 1))
-    assert np.all(fraction[:, 0] == 0)  # i.i.d. uniform tokens on the circle are never within 1e-3... almost surely
+    # At t = 0 a pair of i.i.d. uniform points on the circle is within 1e-3 w.p. arccos(0.999)/pi = 0.014.
+    assert np.all(fraction[:, 0] < 0.1)
     assert fraction[0, -1] > 0.9  # beta = 1, d = 2: one cluster by t = 30
 
 

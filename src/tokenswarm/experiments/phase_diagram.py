@@ -40,7 +40,7 @@ class Params:
     n: int = field(default=32, metadata={"min": 2, "help": "tokens per system"})
     d: int = field(default=2, metadata={"min": 2, "help": "dimension of the main panel"})
     compare_d: list[int] = field(
-        default_factory=lambda: [8, 32, 128, 512, 1024], metadata={"min": 2, "help": "further panels (Fig. 3)"}
+        default_factory=lambda: [8, 32, 128, 512, 1024], metadata={"min": 2, "help": "further panels (Fig. 3); values equal to d are ignored"}
     )
     runs: int = field(default=1024, metadata={"min": 2, "help": "independent starts per (beta, d)"})
     beta: list[float] = field(
