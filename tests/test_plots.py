@@ -154,7 +154,8 @@ def test_frame_indices_even_distinct_and_inclusive():
     assert idx.size == 120 and idx[0] == 0 and idx[-1] == 999
     assert np.all(np.diff(idx) > 0)
     np.testing.assert_array_equal(frame_indices(7, 120), np.arange(7))
-    assert time_decimals(np.linspace(0, 30, 121)) == 1
+    assert time_decimals(np.linspace(0, 30, 121)) == 2  # steps of 0.25 print exactly
+    assert time_decimals(np.array([0.0, 2.5, 18.0, 30.0])) == 1
 
 
 @pytest.mark.parametrize(("kind", "log", "n_axes"),

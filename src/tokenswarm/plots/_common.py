@@ -110,9 +110,11 @@ def time_decimals(times: np.ndarray) -> int:
     """Decimals needed to tell neighbouring times apart (0 to 4)."""
     steps = np.abs(np.diff(np.sort(np.asarray(times, dtype=float))))
     steps = steps[steps > 0]
-    if steps.size == 0:
-        return 0 if np.all(np.asarray(times) == np.round(times)) else 2
-    return int(min(4, max(0, math.ceil(-math.log10(steps.min()) - 1e-9))))
+    separating = 0 if steps.size == 0 else int(min(4, max(0, math.ceil(-math.log10(steps.min()) - 1e-9))))
+    # Also enough decimals to print every time exactly (t = 2.5 must not read "t = 2").
+    values = np.asarray(times, dtype=float)
+    exact = next((k for k in range(5) if np.all(np.abs(np.round(values, k) - values) < 1e-9)), 4)
+    return max(separating, exact)
 
 
 def format_time(t: float, decimals: int) -> str:
