@@ -9,7 +9,6 @@ field, so the figure is not polluted by the GEMM operands or earlier allocations
 from __future__ import annotations
 
 import multiprocessing
-import resource
 import statistics
 import time
 from dataclasses import dataclass
@@ -69,20 +68,34 @@ def gemm_gflops(dtype: torch.dtype, device: torch.device, size: int = 4096, repe
     return 2 * size**3 / seconds / 1e9
 
 
+def _status_kib(field_name: str) -> float:
+    """A ``/proc/self/status`` entry in KiB (e.g. VmHWM, the peak resident set)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field_name + ":"):
+                return float(line.split()[1])
+    raise OSError(f"{field_name} not in /proc/self/status")
+
+
 def _memory_child(n, d, dtype_name, normalization, backend, beta, queue):
+    # VmHWM belongs to the address space, which exec replaces, so unlike getrusage's
+    # ru_maxrss it does not inherit the parent's peak from before the spawn.
     dtype = getattr(torch, dtype_name)
     x = sample_uniform(n, d, generator=torch.Generator().manual_seed(0), dtype=dtype)
     field = Attention(beta, normalization=normalization, backend=backend)
-    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = _status_kib("VmRSS")
     field.velocity(0.0, x)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    queue.put((peak / 1024.0, (peak - baseline) / 1024.0))  # ru_maxrss is in KiB on Linux
+    peak = _status_kib("VmHWM")
+    queue.put((peak / 1024.0, max(peak - before, 0.0) / 1024.0))
 
 
 def field_peak_memory_mb(
     n: int, d: int, dtype: torch.dtype, *, normalization="sa", backend="fused", beta=1.0
 ) -> tuple[float, float]:
-    """(peak RSS of a process that evaluates the field once, increase during the evaluation), MiB."""
+    """(peak resident memory of a fresh process that builds the tokens and evaluates the field
+    once, part of that peak above the resident memory just before the evaluation), in MiB.
+
+    Linux only (reads ``/proc/self/status``)."""
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
     dtype_name = str(dtype).removeprefix("torch.")
