@@ -15,6 +15,21 @@ from tokenswarm.fields import MLP, Attention, LieTrotter, SumField, attention_ou
 from tokenswarm.fields.base import Field
 from tokenswarm.sphere import sample_uniform
 
+
+@pytest.fixture(autouse=True)
+def _exercise_fused_kernels(monkeypatch):
+    """Test problems are small; without this the fused backend would take its dense shortcut."""
+    monkeypatch.setattr(attention_module, "SMALL_KEYS", 0)
+
+
+def test_fused_small_problem_shortcut_equals_kernel(monkeypatch):
+    x = torch.nn.functional.normalize(torch.randn(3, 10, 4, dtype=torch.float64), dim=-1)
+    kernel = Attention(2.0, normalization="usa").output(0.0, x)
+    monkeypatch.setattr(attention_module, "SMALL_KEYS", 32)
+    shortcut = Attention(2.0, normalization="usa").output(0.0, x)
+    torch.testing.assert_close(shortcut, kernel, rtol=1e-13, atol=1e-13)
+
+
 DOUBLE = torch.float64
 BACKENDS = ("dense", "chunked", "fused")
 

@@ -29,24 +29,45 @@ import torch
 from tokenswarm.fields.attention import Attention
 from tokenswarm.fields.mlp import ACTIVATIONS
 
-__all__ = ["CommonNoise", "ValueNoise", "ScalarNoise", "FieldNoise", "BrownianPath"]
+__all__ = ["span_basis", "CommonNoise", "ValueNoise", "ScalarNoise", "FieldNoise", "BrownianPath"]
+
+
+def span_basis(x: torch.Tensor, gram_schmidt_limit: int = 16) -> torch.Tensor:
+    """Orthonormal columns ``(*batch, d, r)`` spanning the tokens ``x`` ``(*batch, n, d)``, ``r = min(n, d)``.
+
+    Few tokens: modified Gram–Schmidt, twice (batched small QR is slow); a direction that
+    vanishes (coincident tokens) yields a zero column, harmless here because every ``y_i``
+    then has no component along it. Many tokens: Householder QR.
+    """
+    n, d = x.shape[-2], x.shape[-1]
+    if n > gram_schmidt_limit or n > d:
+        return torch.linalg.qr(x.mT).Q
+    tiny = torch.finfo(x.dtype).tiny ** 0.5
+    columns: list[torch.Tensor] = []
+    for i in range(n):
+        v = x[..., i, :]
+        for _ in range(2):
+            for u in columns:
+                v = v - (v * u).sum(-1, keepdim=True) * u
+        columns.append(v / torch.linalg.vector_norm(v, dim=-1, keepdim=True).clamp_min(tiny))
+    return torch.stack(columns, dim=-1)
 
 
 class CommonNoise:
     """Interface: ``shape`` of one increment per system and ``apply(t, x, dW)``."""
 
-    def shape(self, d: int) -> tuple[int, ...]:
+    def shape(self, n: int, d: int) -> tuple[int, ...]:
         raise NotImplementedError
 
     def apply(self, t: float, x: torch.Tensor, dW: torch.Tensor) -> torch.Tensor:
         """Displacement ``(*batch, n, d)`` for state ``x`` and increment ``dW`` of shape
-        ``(*batch, *shape(d))``."""
+        ``(*batch, *shape(n, d))``."""
         raise NotImplementedError
 
-    def sample(self, batch: Sequence[int], d: int, dt: float, *, generator=None, dtype=torch.float64,
+    def sample(self, batch: Sequence[int], n: int, d: int, dt: float, *, generator=None, dtype=torch.float64,
                device=None) -> torch.Tensor:
         """One Gaussian increment per system, variance ``dt`` per entry."""
-        z = torch.randn(*batch, *self.shape(d), generator=generator, dtype=dtype, device=device)
+        z = torch.randn(*batch, *self.shape(n, d), generator=generator, dtype=dtype, device=device)
         return math.sqrt(dt) * z
 
 
@@ -54,23 +75,32 @@ class CommonNoise:
 class ValueNoise(CommonNoise):
     """``dW_t y_i`` with ``W`` a ``d x d`` Brownian matrix of entry variance ``sigma2 t``.
 
-    ``attention`` gives ``y_i`` (default SA with ``Q = K = I`` and the given ``beta``).
+    ``y_i`` is the attention output (SA, ``QᵀK = beta I`` by default).
+
+    ``low_rank=True`` draws only ``dW U``, ``U`` an orthonormal basis ``(d, r)`` of the span
+    of the current tokens (``r = min(n, d)``): every ``y_i`` lies in that span, and ``dW U``
+    has i.i.d. N(0, dt) entries whatever ``U`` (rotation invariance), so the scheme has the
+    same law at cost ``O(n d r)`` instead of ``O(n d²)`` per step (not the same path as a
+    full-matrix draw).
     """
 
     beta: float = 1.0
     sigma2: float = 1.0
     normalization: str = "sa"
+    low_rank: bool = False
 
     def __post_init__(self):
         if not self.sigma2 > 0:
             raise ValueError(f"sigma2 must be > 0, got {self.sigma2!r}")
         self.attention = Attention(self.beta, normalization=self.normalization)
 
-    def shape(self, d):
-        return (d, d)
+    def shape(self, n, d):
+        return (d, min(n, d)) if self.low_rank else (d, d)
 
     def apply(self, t, x, dW):
         y = self.attention.output(t, x)
+        if self.low_rank:
+            y = y @ span_basis(x)  # coordinates of y_i in the span of the tokens
         return math.sqrt(self.sigma2) * (y @ dW.mT)
 
 
@@ -85,7 +115,7 @@ class ScalarNoise(CommonNoise):
     def __post_init__(self):
         self.attention = Attention(self.beta, normalization=self.normalization)
 
-    def shape(self, d):
+    def shape(self, n, d):
         return (1, 1)
 
     def apply(self, t, x, dW):
@@ -112,7 +142,7 @@ class FieldNoise(CommonNoise):
         b = sigma_u * torch.randn(*batch, rank, generator=generator, dtype=dtype, device=device)
         return cls(U, b, activation=activation, sigma_w=sigma_w)
 
-    def shape(self, d):
+    def shape(self, n, d):
         return (self.rank + 1, d)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:

@@ -91,7 +91,12 @@ def _flash_cpu_available(q: torch.Tensor) -> bool:
     )
 
 
+SMALL_KEYS = 32  # below this many keys the dense path is faster than a fused kernel call
+
+
 def _fused(q, k, v, beta, normalization, causal):
+    if k.shape[-2] <= SMALL_KEYS:
+        return _dense(q, k, v, beta, normalization, causal)
     if causal and beta == 0:
         # SDPA kernels apply the scale after the causal mask: 0 * (-inf) = NaN rows.
         return _chunked(q, k, v, beta, normalization, causal)

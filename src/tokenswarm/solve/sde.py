@@ -55,7 +55,7 @@ def integrate_sde(
     noise:
         Common-noise model; one increment per system and step, shared by its tokens.
     increments:
-        Optional pre-drawn increments ``(steps, *batch, *noise.shape(d))`` (e.g. from
+        Optional pre-drawn increments ``(steps, *batch, *noise.shape(n, d))`` (e.g. from
         :class:`~tokenswarm.noise.BrownianPath`) to couple runs on nested grids; otherwise
         increments are drawn step by step from ``generator`` (memory independent of steps).
     save_every:
@@ -75,13 +75,13 @@ def integrate_sde(
         raise ValueError(f"increments has {increments.shape[0]} steps, expected {steps}")
     save_every = steps if save_every is None else int(save_every)
     observe = observe or (lambda state: state)
-    batch, d = x0.shape[:-2], x0.shape[-1]
+    batch, n, d = x0.shape[:-2], x0.shape[-2], x0.shape[-1]
     dt = t_max / steps
 
     def draw(k: int) -> torch.Tensor:
         if increments is not None:
             return increments[k]
-        return noise.sample(batch, d, dt, generator=generator, dtype=x0.dtype, device=x0.device)
+        return noise.sample(batch, n, d, dt, generator=generator, dtype=x0.dtype, device=x0.device)
 
     def velocity(t, x):
         return drift.velocity(t, x) if drift is not None else torch.zeros_like(x)
