@@ -1,0 +1,76 @@
+"""The value-noise variance is a pure time change (MODELS.md §2): outcomes depend on sigma2 * t.
+
+For several ``sigma2`` with ``sigma2 * t_max`` fixed, independent runs of the two-token
+value-noise SDE (independent seeds per ``sigma2``) should give outcome fractions that agree
+within Monte Carlo error: tested by a chi-square test of homogeneity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import xarray as xr
+from scipy import stats
+
+from tokenswarm.experiments.registry import RunContext, register
+from tokenswarm.experiments.stochastic_clusters import OUTCOMES, classify
+from tokenswarm.noise import ValueNoise
+from tokenswarm.plots import line_plot
+from tokenswarm.results import Result, claim_greater
+from tokenswarm.solve.sde import integrate_sde
+from tokenswarm.sphere import sample_uniform
+
+
+@dataclass
+class Params:
+    n: int = field(default=2, metadata={"min": 2, "help": "tokens"})
+    d: int = field(default=6, metadata={"min": 2, "help": "dimension"})
+    beta: float = field(default=2.0, metadata={"min": 0, "help": "inverse temperature"})
+    sigma2: list[float] = field(default_factory=lambda: [0.05, 0.2, 1.0, 4.0], metadata={"min_exclusive": 0, "help": "value-noise variances"})
+    product: float = field(default=10.0, metadata={"min_exclusive": 0, "help": "sigma2 * t_max, held fixed"})
+    runs: int = field(default=4000, metadata={"min": 10, "help": "runs per sigma2"})
+    steps: int = field(default=2000, metadata={"min": 1, "help": "steps per run (sigma2 * dt is then the same for all)"})
+    threshold: float = field(default=0.9, metadata={"min_exclusive": 0, "max_exclusive": 1, "help": "classification threshold"})
+
+
+@register(
+    "noise-level",
+    title="Outcomes depend on sigma_v^2 only through sigma_v^2 t",
+    reference="2601.21942 (diffusion scaling; MODELS.md §2: sigma_v^2 is a time change)",
+    params=Params,
+    quick={"runs": 600, "steps": 500},
+)
+def run(p: Params, ctx: RunContext) -> Result:
+    table, fractions = [], {}
+    for index, sigma2 in enumerate(p.sigma2):
+        generator = ctx.generator(index)  # independent runs for each sigma2
+        x0 = sample_uniform(p.n, p.d, p.runs, generator=generator, dtype=ctx.dtype, device=ctx.device)
+        noise = ValueNoise(beta=p.beta, sigma2=sigma2, low_rank=p.n < p.d)
+        final = integrate_sde(None, noise, x0, p.product / sigma2, p.steps, generator=generator).final
+        outcome = classify(final, p.threshold).cpu().numpy()
+        counts = np.bincount(outcome, minlength=3)
+        table.append(counts)
+        fractions[sigma2] = (counts / p.runs).tolist()
+    table = np.asarray(table)
+    used = table[:, table.sum(0) > 0]
+    chi2, p_value, dof, _ = stats.chi2_contingency(used) if used.shape[1] > 1 else (0.0, 1.0, 0, None)
+    claims = [claim_greater(
+        "outcome fractions independent of sigma2 at fixed sigma2 * t", "2601.21942 / MODELS.md §2 (time change)",
+        float(p_value), 0.01,
+        detail=f"chi-square homogeneity p-value over sigma2 in {p.sigma2} (chi2 = {chi2:.3g}, dof = {dof}), "
+               f"{p.runs} independent runs each",
+    )]
+    figure = line_plot(
+        np.asarray(p.sigma2), {"one cluster": table[:, 0] / p.runs, "antipodal": table[:, 1] / p.runs},
+        xlabel="sigma_v^2", ylabel="fraction of runs", logx=True,
+        title=f"n = {p.n}, d = {p.d}, beta = {p.beta:g}, sigma2 t_max = {p.product:g}",
+    )
+    data = xr.Dataset({"counts": (("sigma2", "outcome"), table)},
+                      coords={"sigma2": p.sigma2, "outcome": list(OUTCOMES)})
+    return Result(
+        experiment="noise-level", params={},
+        metrics={"fractions": {f"{s:g}": f for s, f in fractions.items()}, "outcomes": list(OUTCOMES),
+                 "p_value": float(p_value)},
+        claims=claims, data=data, figures={"noise_level": figure},
+    )

@@ -1,0 +1,114 @@
+"""n > 2 tokens under common value noise (2601.21942): collapse is not almost sure.
+
+Runs of the value-noise SDE end in one cluster, in two antipodal clusters, or elsewhere;
+the deterministic attention flow (``V = I``, no noise) from the same starts always ends in
+one cluster (2312.10794 Thm 6.1, d >= 3).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import xarray as xr
+
+from tokenswarm.experiments.registry import RunContext, register
+from tokenswarm.fields import Attention
+from tokenswarm.metrics import cluster_count, pairwise_inner_products
+from tokenswarm.noise import ValueNoise
+from tokenswarm.plots import line_plot
+from tokenswarm.results import Result, claim_greater
+from tokenswarm.solve import integrate
+from tokenswarm.solve.sde import integrate_sde
+from tokenswarm.sphere import sample_uniform
+
+OUTCOMES = ("one_cluster", "antipodal", "other")
+
+
+@dataclass
+class Params:
+    n: int = field(default=8, metadata={"min": 3, "help": "tokens"})
+    d: int = field(default=6, metadata={"min": 3, "help": "dimension"})
+    beta: float = field(default=3.0, metadata={"min": 0, "help": "inverse temperature (QᵀK = beta I)"})
+    runs: int = field(default=2000, metadata={"min": 10, "help": "independent runs"})
+    t_max: float = field(default=300.0, metadata={"min_exclusive": 0, "help": "final time (units of sigma2 t)"})
+    steps: int = field(default=6000, metadata={"min": 1, "help": "Euler–Maruyama steps"})
+    threshold: float = field(default=0.9, metadata={"min_exclusive": 0, "max_exclusive": 1, "help": "|<x_i,x_j>| above this counts as merged/antipodal"})
+
+
+def classify(x: torch.Tensor, threshold: float) -> torch.Tensor:
+    """0 = one cluster, 1 = two antipodal clusters, 2 = other; ``(*batch,)``.
+
+    Clusters are connected components of ``{<x_i, x_j> > threshold}``; two clusters are
+    antipodal when every cross pair has ``<x_i, x_j> < -threshold``.
+    """
+    gram = x @ x.mT
+    count = cluster_count(x, delta=1 - threshold)
+    close = gram > threshold
+    far = gram < -threshold
+    two_sided = (close | far).all(dim=(-2, -1))
+    outcome = torch.full(count.shape, 2, dtype=torch.long, device=x.device)
+    outcome[(count == 2) & two_sided] = 1
+    outcome[count == 1] = 0
+    return outcome
+
+
+@register(
+    "stochastic-clusters",
+    title="Common value noise prevents collapse: antipodal clusters for n > 2",
+    reference="2601.21942 abstract (numerics for n > 2 tokens)",
+    params=Params,
+    quick={"runs": 200, "t_max": 150.0, "steps": 1500},
+)
+def run(p: Params, ctx: RunContext) -> Result:
+    generator = ctx.generator()
+    sigma2 = 1.0  # a pure time change (MODELS.md §2): outcomes depend on sigma2 * t only
+    x0 = sample_uniform(p.n, p.d, p.runs, generator=generator, dtype=ctx.dtype, device=ctx.device)
+    noise = ValueNoise(beta=p.beta, sigma2=sigma2, low_rank=p.n < p.d)
+    traj = integrate_sde(None, noise, x0, p.t_max, p.steps, generator=ctx.generator(1), progress=True)
+    final = traj.final
+    outcome = classify(final, p.threshold).cpu().numpy()
+    fractions = {name: float((outcome == k).mean()) for k, name in enumerate(OUTCOMES)}
+    errors = {name: math.sqrt(max(f * (1 - f), 1.0 / p.runs) / p.runs) for name, f in fractions.items()}
+
+    deterministic = integrate(Attention(p.beta), x0, [0.0, p.t_max], method="rk4", step=0.05).final
+    deterministic_one = float((classify(deterministic, p.threshold) == 0).double().mean())
+
+    claims = [
+        claim_greater(
+            "runs that do not collapse to one cluster", "2601.21942 abstract (noise prevents single-cluster collapse)",
+            1 - fractions["one_cluster"], 3 * errors["one_cluster"],
+            detail=f"fraction of {p.runs} runs not in one cluster at t = {p.t_max:g} (3 s.e. = {3 * errors['one_cluster']:.3g})",
+        ),
+        claim_greater(
+            "antipodal formations persist for n > 2", "2601.21942 abstract (numerics)",
+            fractions["antipodal"], 3 * errors["antipodal"],
+            detail=f"fraction of runs ending in two antipodal clusters (n = {p.n}, d = {p.d}, beta = {p.beta:g}); "
+                   f"s.e. {errors['antipodal']:.3g}",
+        ),
+        claim_greater(
+            "deterministic flow from the same starts: one cluster", "2312.10794 Thm 6.1",
+            deterministic_one, 0.99, detail=f"fraction of the {p.runs} starts that end in one cluster without noise",
+        ),
+    ]
+    pairs = pairwise_inner_products(final).cpu().numpy().ravel()
+    counts, edges = np.histogram(pairs, bins=80, range=(-1, 1))
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    figure = line_plot(
+        centres, {"value noise": counts / counts.sum()}, xlabel="<x_i, x_j> at t_max", ylabel="share of pairs", logy=True,
+        title=f"Final pairwise inner products, n = {p.n}, d = {p.d}, beta = {p.beta:g}, {p.runs} runs",
+    )
+    data = xr.Dataset(
+        {"outcome": ("run", outcome), "pair_histogram": ("bin", counts)},
+        coords={"run": np.arange(p.runs), "bin": centres},
+        attrs={"outcomes": "0 one cluster, 1 antipodal, 2 other"},
+    )
+    return Result(
+        experiment="stochastic-clusters", params={"sigma2": sigma2},
+        metrics={**{f"fraction_{k}": v for k, v in fractions.items()},
+                 **{f"standard_error_{k}": v for k, v in errors.items()},
+                 "deterministic_one_cluster": deterministic_one},
+        claims=claims, data=data, figures={"pair_histogram": figure},
+    )
