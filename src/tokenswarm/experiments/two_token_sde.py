@@ -95,7 +95,6 @@ def _phase_figure(p: Params, critical: dict[int, float], simulated: np.ndarray):
         right.axvline(critical[p.d], color="grey", lw=1)
         right.set(xlabel="beta", ylabel="antipodal fraction", title=f"d = {p.d}, rho0 = {p.rho0}")
         right.legend(fontsize=8)
-        figure.tight_layout()
     return figure
 
 
@@ -104,7 +103,7 @@ def _phase_figure(p: Params, critical: dict[int, float], simulated: np.ndarray):
     title="Two tokens under value noise: antipodal states attract above beta_c(d)",
     reference="2601.21942 Thm 2 (two-token phase transition)",
     params=Params,
-    quick={"runs": 800, "beta": [0.5, 1.5, 3.0], "t_max": 40.0, "layers": 1500},
+    quick={"runs": 600, "beta": [0.5, 1.5, 3.0], "t_max": 40.0, "layers": 1000},
 )
 def run(p: Params, ctx: RunContext) -> Result:
     sigma2 = p.sigma2 if p.sigma2 is not None else 1.0 / p.d
