@@ -12,7 +12,7 @@ from tokenswarm.nets import HybridTransformer, RandomMLPTransformer, ValueNoiseT
 from tokenswarm.noise import BrownianPath, FieldNoise, ScalarNoise, ValueNoise, span_basis
 from tokenswarm.solve import integrate
 from tokenswarm.solve.sde import integrate_sde
-from tokenswarm.sphere import project, sample_uniform
+from tokenswarm.sphere import project, sample_uniform, token_pair
 
 DOUBLE = torch.float64
 
@@ -22,10 +22,7 @@ def generator(seed=0):
 
 
 def two_tokens(rho: float, d: int, batch=()):
-    x = torch.zeros(*batch, 2, d, dtype=DOUBLE)
-    x[..., 0, 0] = 1.0
-    x[..., 1, 0], x[..., 1, 1] = rho, math.sqrt(1 - rho**2)
-    return x
+    return token_pair(rho, d, batch)
 
 
 @pytest.mark.parametrize("method,split", [("euler", False), ("euler", True), ("heun", False)])
@@ -173,3 +170,12 @@ def test_sde_argument_errors():
     with pytest.raises(ValueError, match="sigma2"):
         ValueNoise(sigma2=0.0)
     assert project(x0, x0).abs().max() < 1e-15
+
+
+def test_token_pair_has_the_requested_inner_product():
+    x = token_pair(-0.3, 5, (2, 3))
+    assert x.shape == (2, 3, 2, 5)
+    torch.testing.assert_close((x[..., 0, :] * x[..., 1, :]).sum(-1), torch.full((2, 3), -0.3, dtype=DOUBLE))
+    assert (x.norm(dim=-1) - 1).abs().max() < 1e-15
+    with pytest.raises(ValueError, match="rho"):
+        token_pair(1.5, 3)

@@ -29,6 +29,7 @@ __all__ = [
     "sample_uniform",
     "sample_equiangular",
     "sample_orthonormal",
+    "token_pair",
     "layer_norm_map",
     "rms_norm_map",
     "effective_beta",
@@ -155,6 +156,24 @@ def sample_orthonormal(
     if d < n:
         raise ValueError(f"orthonormal tokens need d >= n, got d={d}, n={n}")
     return _random_rotation(_as_batch(batch), d, generator, dtype, device)[..., :n, :]
+
+
+def token_pair(
+    rho: float,
+    d: int,
+    batch: int | Sequence[int] = (),
+    *,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Two unit tokens ``e_1`` and ``rho e_1 + sqrt(1 - rho²) e_2`` with ``<x_1, x_2> = rho``; ``(*batch, 2, d)``."""
+    _check_size("d", d, 2)
+    if not -1.0 <= rho <= 1.0:
+        raise ValueError(f"rho must lie in [-1, 1], got {rho!r}")
+    x = torch.zeros(*_as_batch(batch), 2, d, dtype=dtype, device=device)
+    x[..., 0, 0] = 1.0
+    x[..., 1, 0], x[..., 1, 1] = rho, math.sqrt(1.0 - rho**2)
+    return x
 
 
 def layer_norm_map(z: torch.Tensor, *, radius: float | None = None, eps: float = 0.0) -> torch.Tensor:

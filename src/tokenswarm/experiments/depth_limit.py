@@ -31,7 +31,7 @@ from tokenswarm.noise import BrownianPath, FieldNoise, ValueNoise
 from tokenswarm.plots import line_plot
 from tokenswarm.results import Result, claim_between
 from tokenswarm.solve.sde import integrate_sde
-from tokenswarm.sphere import sample_uniform
+from tokenswarm.sphere import sample_uniform, token_pair
 
 
 @dataclass
@@ -60,9 +60,7 @@ def _slope(x, y) -> float:
 def value_noise_weak(p: Params, ctx: RunContext):
     generator = ctx.generator(0)
     rho0 = 0.3
-    x0 = torch.zeros(p.weak_runs, 2, p.d, dtype=ctx.dtype, device=ctx.device)
-    x0[..., 0, 0] = 1.0
-    x0[..., 1, 0], x0[..., 1, 1] = rho0, math.sqrt(1 - rho0**2)
+    x0 = token_pair(rho0, p.d, p.weak_runs, dtype=ctx.dtype, device=ctx.device)
     noise = ValueNoise(beta=p.beta, sigma2=1.0)
     path = BrownianPath((p.weak_runs,), noise.shape(2, p.d), p.t_max, p.reference_layers, generator=generator,
                         dtype=ctx.dtype, device=ctx.device)
@@ -126,9 +124,7 @@ def width_weak(p: Params, ctx: RunContext):
     *same* ``z``. The pairing only reduces the variance of the difference; each marginal is exact.
     """
     h = p.t_max / p.width_layers
-    start = torch.zeros(p.width_runs, 2, p.d, dtype=ctx.dtype, device=ctx.device)
-    start[..., 0, 0] = 1.0
-    start[..., 1, 1] = 1.0  # rho0 = 0
+    start = token_pair(0.0, p.d, p.width_runs, dtype=ctx.dtype, device=ctx.device)
     generator = ctx.generator(2)
     options = dict(generator=generator, dtype=ctx.dtype, device=ctx.device)
     errors, standard_errors = [], []

@@ -25,6 +25,7 @@ from tokenswarm.experiments.registry import RunContext, register
 from tokenswarm.nets import HybridTransformer
 from tokenswarm.plots import line_plot
 from tokenswarm.results import Result, claim_less
+from tokenswarm.sphere import token_pair
 
 
 @dataclass
@@ -53,9 +54,7 @@ def artanh_inner(x: torch.Tensor) -> torch.Tensor:
 )
 def run(p: Params, ctx: RunContext) -> Result:
     eps = torch.as_tensor(p.eps, dtype=ctx.dtype, device=ctx.device).reshape(-1, 1, 1, 1)
-    x0 = torch.zeros(len(p.eps), p.runs, 2, 2, dtype=ctx.dtype, device=ctx.device)
-    x0[..., 0, 0] = 1.0
-    x0[..., 1, 0], x0[..., 1, 1] = p.rho0, math.sqrt(1 - p.rho0**2)
+    x0 = token_pair(p.rho0, 2, (len(p.eps), p.runs), dtype=ctx.dtype, device=ctx.device)
     network = HybridTransformer(p.layers, beta=p.beta, eps=eps, t_max=p.t_max, law=p.law)
     x = network(x0, ctx.generator())
     z0 = math.atanh(p.rho0)

@@ -27,7 +27,7 @@ from tokenswarm.noise import ValueNoise
 from tokenswarm.plots._common import new_figure, style
 from tokenswarm.results import Result, claim_less
 from tokenswarm.solve.sde import integrate_sde
-from tokenswarm.sphere import sample_uniform
+from tokenswarm.sphere import sample_uniform, token_pair
 
 
 @dataclass
@@ -53,10 +53,7 @@ class Params:
 def initial_tokens(rho0, d, batch, generator, dtype, device) -> torch.Tensor:
     if rho0 == "uniform":
         return sample_uniform(2, d, batch, generator=generator, dtype=dtype, device=device)
-    x = torch.zeros(*batch, 2, d, dtype=dtype, device=device)
-    x[..., 0, 0] = 1.0
-    x[..., 1, 0], x[..., 1, 1] = rho0, math.sqrt(1 - rho0**2)
-    return x
+    return token_pair(rho0, d, batch, dtype=dtype, device=device)
 
 
 def final_inner_products(p: Params, sigma2: float, ctx: RunContext) -> np.ndarray:
@@ -116,7 +113,6 @@ def run(p: Params, ctx: RunContext) -> Result:
     expected_se = np.sqrt(np.maximum(predicted_t[:, 0] * (1 - predicted_t[:, 0]), 1.0 / p.runs) / p.runs)
     z = np.abs(antipodal - predicted_t[:, 0]) / expected_se
     critical = {d: float(two_token.critical_beta(d)) for d in sorted(set(p.phase_d) | {p.d})}
-    below = [b for b, f in zip(p.beta, antipodal) if b < critical[p.d]]
     claims = [
         claim_less(
             "antipodal fraction matches the rho-diffusion prediction", "2601.21942 Thm 2 (our derivation, docs/two_token.md)",

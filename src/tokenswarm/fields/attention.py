@@ -117,7 +117,7 @@ def _flash_cpu(q, k, v, *, scale, is_causal):
 def _sdpa_4d(q, k, v, beta, causal, kernel, with_lse=False):
     """Run a 4-D SDPA kernel on ``(*batch, H, n, ·)`` inputs of any batch rank and head sizes."""
     batch = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
-    n_query, n, value_dim = q.shape[-2], k.shape[-2], v.shape[-1]
+    n_query, value_dim = q.shape[-2], v.shape[-1]
     # Kernels want equal head sizes: zero padding changes neither logits nor outputs.
     width = max(q.shape[-1], value_dim)
     q, k, v = (F.pad(a, (0, width - a.shape[-1])) if a.shape[-1] < width else a for a in (q, k, v))
