@@ -26,7 +26,7 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import integrate, optimize, special
+from scipy import integrate, special
 
 __all__ = [
     "Model",
@@ -217,10 +217,9 @@ def equiangular_crossing_time(
 
     ``rho`` increases monotonically to 1 (``rho' > 0`` on ``(-1/(n-1), 1)``), so each level has
     at most one crossing: ``0`` if ``level <= rho0``, ``inf`` if ``level >= 1`` (approached, never
-    reached) or if ``rho0 = -1/(n-1)`` (fixed point). Otherwise the ODE for ``u = log(1 - rho)``
-    is integrated up to a guaranteed upper bound of the crossing of the largest level,
-    ``(u0 - u_level) / g(rho0)`` (``-u' = g(rho)`` is increasing in ``rho``, hence in time), and
-    each crossing is located by Brent's method on the dense output.
+    reached) or if ``rho0 = -1/(n-1)`` (fixed point). Otherwise, since ``u = log(1 - rho)``
+    obeys ``u' = -g(rho)`` with ``g > 0``, the crossing time is the quadrature
+    ``∫_{u_level}^{u0} du / g``.
 
     Example: Fig. 3's black curve of 2312 is ``equiangular_crossing_time(1 - 1e-3, 0, 32, beta, "sa")``.
 
@@ -244,13 +243,15 @@ def equiangular_crossing_time(
     if not np.any(reachable) or rate0 <= 0.0:
         return _scalar_or_array(times)
     u0 = math.log1p(-rho0)
-    u_levels = np.log1p(-levels[reachable])
-    # A slight enlargement guards the bound against rounding; the event is then strictly inside.
-    t_end = (u0 - float(u_levels.min())) / rate0 * (1.0 + 1e-6) + 1e-12
-    dense = _solve_log_gap(rho0, n, beta, name, t_end, rtol, atol)
+
+    def inverse_rate(u: float) -> float:
+        return 1.0 / float(_log_rate(-math.expm1(u), n, beta, name))
+
+    # t(level) = ∫_{u_level}^{u0} du / g(rho(u)) with u = log(1 - rho): a quadrature, robust even
+    # when the crossing is astronomically late (large beta from rho0 = 0 is metastable).
     crossings = [
-        optimize.brentq(lambda s, target=target: dense(s)[0] - target, 0.0, t_end, xtol=1e-15, rtol=1e-15)
-        for target in u_levels
+        integrate.quad(inverse_rate, float(u_level), u0, epsrel=max(rtol, 1e-13), epsabs=0.0, limit=500)[0]
+        for u_level in np.log1p(-levels[reachable])
     ]
     times[reachable] = crossings
     return _scalar_or_array(times)
