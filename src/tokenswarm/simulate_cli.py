@@ -17,6 +17,7 @@ import numpy as np
 import xarray as xr
 
 from tokenswarm.experiments.registry import parse_device, parse_dtype
+from tokenswarm.experiments.trajectories import VALUES
 from tokenswarm.fields import Attention
 from tokenswarm.metrics import cluster_count, interaction_energy
 from tokenswarm.params import UsageError
@@ -25,7 +26,6 @@ from tokenswarm.results import Result
 from tokenswarm.solve import METHODS, integrate
 from tokenswarm.sphere import sample_uniform
 
-VALUES = {"identity": None, "minus_identity": -1.0}
 MAX_SAVED_STATES = 401
 
 

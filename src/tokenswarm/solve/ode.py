@@ -15,6 +15,7 @@ import torch
 
 from tokenswarm.fields.base import Field
 from tokenswarm.solve.methods import METHODS, Authors, DormandPrince, Method
+from tokenswarm.sphere import retract
 
 __all__ = ["Trajectory", "NonFiniteStateError", "integrate", "span_basis"]
 
@@ -120,9 +121,10 @@ def integrate(
     basis = None
     n, d = x0.shape[-2], x0.shape[-1]
     if span_reduction and d > n:
-        reduced = field.restrict(span_basis(x0))
+        candidate = span_basis(x0)
+        reduced = field.restrict(candidate)
         if reduced is not None:
-            basis = span_basis(x0)
+            basis = candidate
             field, x = reduced, x0 @ basis
         elif span_reduction is True:
             raise ValueError(f"span reduction requested but {field!r} does not keep the span invariant")
@@ -195,8 +197,6 @@ def _error_ratio(error, x, x_new, rtol, atol):
 
 
 def _adaptive(field, x, times, method, step, rtol, atol, record, max_steps, progress):
-    from tokenswarm.sphere import retract
-
     records = [record(x)]
     t, t_end = float(times[0]), float(times[-1])
     h = step or max(1e-3, 1e-2 * (t_end - t))
