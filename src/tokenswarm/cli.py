@@ -1,4 +1,4 @@
-"""The ``tokenswarm`` command line: ``list``, ``run``, ``reproduce``, ``simulate``, ``bench``.
+"""The ``tokenswarm`` command line: ``list``, ``run``, ``reproduce``, ``simulate``, ``bench``, ``probe``.
 
 Stream discipline: stdout carries only results (tables, the report path, or with
 ``--json`` exactly one JSON object); messages, warnings, progress bars and anything an
@@ -418,6 +418,97 @@ def bench_command(
         overrides = parse_key_values(param or [])
         code = bench.bench_command(target, overrides, json_output, device)
     raise typer.Exit(code or 0)
+
+
+# --------------------------------------------------------------------------------------
+# probe (implemented in tokenswarm.probe)
+# --------------------------------------------------------------------------------------
+
+
+def _probe_texts(text: Sequence[str] | None, file: pathlib.Path | None) -> list[str]:
+    from tokenswarm.probe import ProbeError, load_corpus
+
+    texts = list(text or [])
+    if file is not None:
+        try:
+            content = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise ProbeError(f"cannot read --file {file}: {getattr(error, 'strerror', None) or error}") from None
+        lines = [line.strip() for line in content.splitlines() if line.strip()]
+        if not lines:
+            raise ProbeError(f"--file {file} contains no text (one text per non-empty line)")
+        texts.extend(lines)
+    return texts or load_corpus()
+
+
+def _print_probe_table(summary: Mapping[str, Any], outputs: Sequence[str]) -> None:
+    metrics = summary["metrics"]
+    console = _stdout()
+    title = (
+        f"{summary['model']} ({summary['model_type'] or 'unknown type'}): {metrics['layers']} layers, "
+        f"{metrics['heads']} heads, d = {metrics['hidden_size']}; {metrics['texts']} text(s), "
+        f"{sum(metrics['n_tokens'])} tokens"
+    )
+    table = Table(title=title, title_justify="left")
+    for column in ("state", "mean cosine", "mean norm", "attention entropy", "row-sum error"):
+        table.add_column(column, justify="left" if column == "state" else "right")
+    for index, (cosine, norm) in enumerate(zip(metrics["mean_cosine"], metrics["mean_norm"])):
+        entropy = error = ""
+        if index > 0:
+            entropy = f"{metrics['attention_entropy'][index - 1]:.4f}"
+            error = f"{metrics['attention_row_sum_error_per_layer'][index - 1]:.1e}"
+        table.add_row("embeddings" if index == 0 else f"layer {index}", f"{cosine:.4f}", f"{norm:.3f}", entropy, error)
+    console.print(table)
+    if metrics.get("truncated"):
+        console.print(f"truncated to the model's context: texts {metrics['truncated']}")
+    if outputs:
+        console.print(f"saved: {', '.join(outputs)}", soft_wrap=True)
+
+
+@app.command("probe")
+def probe_command(
+    path: Annotated[
+        str,
+        typer.Argument(help="local Hugging Face model directory (config.json + safetensors), or 'minilm' for the bundled all-MiniLM-L6-v2."),
+    ],
+    text: Annotated[
+        list[str] | None, typer.Option("--text", "-t", help="a text to probe (repeatable).")
+    ] = None,
+    file: Annotated[
+        pathlib.Path | None, typer.Option("--file", "-f", help="UTF-8 file, one text per non-empty line.")
+    ] = None,
+    allow_pickle: Annotated[
+        bool, typer.Option("--allow-pickle", help="also load pickle checkpoints (pytorch_model.bin...); they can run code.")
+    ] = False,
+    out: Annotated[
+        pathlib.Path | None, typer.Option(help="save hidden states and attentions (probe.safetensors + probe.json) here.")
+    ] = None,
+    device: DeviceOption = "cpu",
+    json_output: JsonOption = False,
+) -> None:
+    """Hidden states, attention maps and per-layer metrics of a real Transformer on texts.
+
+    Without --text/--file the bundled corpus (32 short English texts) is used. Broken or
+    unsafe model directories exit with code 2 and a one-line message.
+    """
+    from tokenswarm import probe  # imported on use: only this command needs it
+
+    with _usage_errors():
+        registry.parse_device(device)
+        texts = _probe_texts(text, file)
+        model_path = probe.resolve_model_path(path)
+        with contextlib.redirect_stdout(sys.stderr):
+            result = probe.run_probe(model_path, texts, allow_pickle=allow_pickle, device=device)
+        try:
+            outputs = probe.save_probe(result, out) if out is not None else []
+        except OSError as error:
+            raise probe.ProbeError(f"cannot write to --out {out}: {error.strerror or error}") from None
+    summary = result.to_json_dict(outputs)
+    if json_output:
+        sys.stdout.write(json.dumps(summary, ensure_ascii=False, allow_nan=False) + "\n")
+        sys.stdout.flush()
+    else:
+        _print_probe_table(summary, outputs)
 
 
 def main() -> None:
