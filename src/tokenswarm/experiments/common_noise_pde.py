@@ -37,8 +37,7 @@ from tokenswarm.meanfield.circle import (
 )
 from tokenswarm.meanfield.particles import common_noise_angles
 from tokenswarm.noise import BrownianPath, FieldNoise
-from tokenswarm.plots import line_plot
-from tokenswarm.plots._common import new_figure, style
+from tokenswarm.plots import angle_histograms, coarsen, line_plot, space_time
 from tokenswarm.results import Result, claim_between, claim_less
 
 
@@ -117,21 +116,9 @@ def run(p: Params, ctx: RunContext) -> Result:
                       slope, -0.7, -0.3, detail=f"fitted slope over n = {p.n} ({p.runs} draws each), s.e. {slope_se:.3f}"),
     ]
     bins = min(p.cells, 256)
-    coarse = spde.density.reshape(len(times), bins, p.cells // bins).mean(-1).cpu().numpy()
-    hist = np.stack([np.histogram(th.cpu().numpy(), bins=bins, range=(0, 2 * np.pi), density=True)[0]
-                     for th in last_theta])
-    vmax = float(np.quantile(coarse, 0.995))
-    with style():
-        fig = new_figure((9.0, 3.6))
-        axes = fig.subplots(1, 2, sharey=True)
-        for ax, img, title in [(axes[0], coarse, "SPDE density (one realisation)"),
-                               (axes[1], hist, f"particles, same noise, n = {p.n[-1]}")]:
-            im = ax.imshow(img, origin="lower", aspect="auto", extent=(0, 2 * np.pi, 0, p.t_max), vmin=0, vmax=vmax,
-                           cmap="magma")
-            ax.set_xlabel(r"$\theta$")
-            ax.set_title(title)
-        axes[0].set_ylabel("t")
-        fig.colorbar(im, ax=axes, label="density")
+    coarse = coarsen(spde.density, bins)
+    hist = angle_histograms(last_theta, bins)
+    fig = space_time({"SPDE density (one realisation)": coarse, f"particles, same noise, n = {p.n[-1]}": hist}, p.t_max)
     curves = {f"n = {n}": mean[a] for a, n in enumerate(p.n)}
     curves[f"n = {p.n[-1]}, independent noise (baseline)"] = other_mean[-1]
     w1_fig = line_plot(times, curves, xlabel="t", ylabel="W1(particles, SPDE)", logy=True,

@@ -31,8 +31,7 @@ from tokenswarm.meanfield.circle import (
     w1_circle,
 )
 from tokenswarm.meanfield.particles import flow_angles, noisy_angles
-from tokenswarm.plots import line_plot
-from tokenswarm.plots._common import new_figure, style
+from tokenswarm.plots import angle_histograms, coarsen, density_snapshots, line_plot, space_time
 from tokenswarm.results import Result, claim_between, claim_less
 
 # Initial density: three von Mises bumps (not symmetric, so no mode is special).
@@ -128,31 +127,11 @@ def run(p: Params, ctx: RunContext) -> Result:
 
     # ---- figures: space-time image beside the particle histogram; snapshots; W1 against n
     bins = min(p.cells, 256)
-    coarse = pde.density.reshape(len(times), bins, p.cells // bins).mean(-1).cpu().numpy()
-    hist = np.stack([np.histogram(th.cpu().numpy(), bins=bins, range=(0, 2 * np.pi), density=True)[0]
-                     for th in largest])
-    vmax = float(np.quantile(coarse, 0.995))
-    with style():
-        fig = new_figure((9.0, 3.6))
-        axes = fig.subplots(1, 2, sharey=True)
-        for ax, img, title in [(axes[0], coarse, "PDE density"), (axes[1], hist, f"particles, n = {p.n[-1]}")]:
-            im = ax.imshow(img, origin="lower", aspect="auto", extent=(0, 2 * np.pi, 0, p.t_max), vmin=0, vmax=vmax,
-                           cmap="magma")
-            ax.set_xlabel(r"$\theta$")
-            ax.set_title(title)
-        axes[0].set_ylabel("t")
-        fig.colorbar(im, ax=axes, label="density")
-        snap = new_figure((9.0, 3.2))
-        picks = sorted({0, len(times) // 2, len(times) - 1})
-        axs = snap.subplots(1, len(picks), sharey=True)
-        centers = (np.arange(bins) + 0.5) * 2 * np.pi / bins
-        for ax, i in zip(axs, picks):
-            ax.plot(centers, coarse[i], color="k", lw=1.2, label="PDE")
-            ax.stairs(hist[i], np.linspace(0, 2 * np.pi, bins + 1), color="C1", alpha=0.7, label=f"n = {p.n[-1]}")
-            ax.set_title(f"t = {times[i]:.2g}")
-            ax.set_xlabel(r"$\theta$")
-        axs[0].set_ylabel("density")
-        axs[0].legend()
+    coarse = coarsen(pde.density, bins)
+    hist = angle_histograms(largest, bins)
+    centers = (np.arange(bins) + 0.5) * 2 * np.pi / bins
+    fig = space_time({"PDE density": coarse, f"particles, n = {p.n[-1]}": hist}, p.t_max)
+    snap = density_snapshots(coarse, hist, times, sorted({0, len(times) // 2, len(times) - 1}), label=f"n = {p.n[-1]}")
     rate_fig = line_plot(
         np.asarray(p.n, float), {f"t = {times[-1]:.2g}": mean[:, -1], "t = 0": mean[:, 0]},
         xlabel="n", ylabel="W1(particles, PDE)", logx=True, logy=True, markers=True,

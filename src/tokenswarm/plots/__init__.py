@@ -7,6 +7,7 @@ its path. Nothing is ever shown.
 """
 
 from tokenswarm.plots.animate import animate_tokens
+from tokenswarm.plots.density import angle_histograms, coarsen, density_snapshots, space_time
 from tokenswarm.plots.curves import cluster_count_plot, histogram_over_time, line_plot
 from tokenswarm.plots.heatmap import phase_diagram, phase_diagram_grid
 from tokenswarm.plots.tokens import circle_snapshots, sphere_snapshots
@@ -20,4 +21,8 @@ __all__ = [
     "histogram_over_time",
     "line_plot",
     "cluster_count_plot",
+    "coarsen",
+    "angle_histograms",
+    "space_time",
+    "density_snapshots",
 ]
