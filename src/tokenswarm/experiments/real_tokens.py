@@ -27,9 +27,8 @@ Protocol (docs/probe.md has the full statement):
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -43,6 +42,7 @@ from tokenswarm.plots import line_plot
 from tokenswarm.plots._common import new_figure, style
 from tokenswarm.results import Result, check, claim_greater, claim_less
 from tokenswarm.solve import integrate
+from tokenswarm.threads import torch_threads
 
 __all__ = [
     "FlowFit",
@@ -143,25 +143,6 @@ def monotone_assignment(cost: np.ndarray) -> np.ndarray:
     return np.array(path[::-1], dtype=np.int64)
 
 
-@contextlib.contextmanager
-def _one_thread(device: torch.device) -> Iterator[None]:
-    """Run CPU work on one intra-op thread, then restore the setting.
-
-    The flows here are many tiny systems (n <= a few dozen tokens after span reduction),
-    which no intra-op parallelism speeds up; on a busy machine the idle-spinning worker
-    threads made them up to 30 times slower (measured on 2 shared cores).
-    """
-    if device.type != "cpu":
-        yield
-        return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def flow_pair_cosines(
     x0_list: Sequence[torch.Tensor],
     beta: float,
@@ -190,7 +171,7 @@ def flow_pair_cosines(
     out = np.full((len(times), pairs), np.nan)
     out[0] = torch.cat([pair_cosines(x) for x in states], -1).cpu().numpy()
     start = 0
-    with _one_thread(states[0].device):
+    with torch_threads(1, states[0].device):
         while start < len(times) - 1:
             stop = min(start + chunk, len(times) - 1)
             window = times[start:stop + 1]
@@ -289,7 +270,7 @@ def evaluate_flow(
     out = []
     for x0 in x0_list:
         x0 = x0 / x0.norm(dim=-1, keepdim=True)
-        with _one_thread(x0.device):
+        with torch_threads(1, x0.device):
             states = integrate(field_, x0, unique, method="rk4", step=step).states
         out.append(states[torch.as_tensor(where, device=states.device)])
     return out
@@ -360,7 +341,7 @@ def run(p: Params, ctx: RunContext) -> Result:
     from tokenswarm.probe import load_corpus, minilm_path, run_probe
 
     texts = load_corpus()[: p.texts]
-    with _one_thread(torch.device("cpu")):  # a 6-layer model on texts of ~30 tokens
+    with torch_threads(1, torch.device("cpu")):  # a 6-layer model on texts of ~30 tokens
         probe = run_probe(minilm_path(), texts)
     hidden = [h.to(device=ctx.device, dtype=ctx.dtype) for h in probe.hidden_states]
     fit_states, held_states = hidden[0::2], hidden[1::2]
