@@ -56,7 +56,7 @@ class Params:
     amplitude: float = field(default=0.05, metadata={"min_exclusive": 0, "max": 1, "help": "initial mode-1 perturbation"})
     n: int = field(default=2000, metadata={"min": 10, "help": "particles per system"})
     runs: int = field(default=4, metadata={"min": 2, "help": "independent particle systems per kappa"})
-    particle_t_max: float = field(default=200.0, metadata={"min_exclusive": 0, "help": "particle time"})
+    particle_t_max: float = field(default=100.0, metadata={"min_exclusive": 0, "help": "particle time"})
     step: float = field(default=0.05, metadata={"min_exclusive": 0, "help": "particle step (stochastic Heun)"})
     threshold: float = field(default=0.02, metadata={"min_exclusive": 0, "help": "r above this counts as ordered (PDE)"})
 
