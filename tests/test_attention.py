@@ -390,13 +390,19 @@ def test_invalid_arguments_name_the_parameter():
 )
 @example(n=4, d=3, beta=0.0, normalization="sa", causal=True, seed=0)  # fused kernels: 0 * -inf
 @example(n=1, d=1, beta=12.0, normalization="usa", causal=True, seed=1)
+@example(n=6, d=1, beta=5.174152289421531e-14, normalization="sa", causal=False, seed=1517)  # tokens cancel
 def test_hypothesis_backends_agree_and_velocity_tangent(n, d, beta, normalization, causal, seed):
     x = sphere(2, n, d, seed=seed)
     ref = reference_batched(x, beta, normalization, causal=causal)
+    # bound on |output_i|: 1 for SA (convex combination), (1/n) sum_j e^{beta <x_i, x_j>} for USA
+    summands = torch.ones(x.shape[:-1], dtype=x.dtype) if normalization == "sa" else \
+        torch.exp(beta * x @ x.mT).mean(-1)
     for backend in BACKENDS:
         field = Attention(beta, normalization=normalization, causal=causal, backend=backend)
         out = field.output(0.0, x)
-        assert rel_err(out, ref) < 1e-12
+        # relative to the size of the summands, not of the output: tokens can cancel
+        # (d = 1, beta ~ 0: outputs of 1e-14 made of terms of size 1)
+        assert ((out - ref).abs().amax(-1) <= 1e-12 * summands).all()
         v = field.velocity(0.0, x)
         scale = max(1.0, float(out.abs().max()))
         assert (v * x).sum(-1).abs().max() <= 1e-14 * scale

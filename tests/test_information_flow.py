@@ -17,12 +17,7 @@ from tokenswarm.nets.tasks import digits_dataset, digits_vit
 from tokenswarm.nets.transformer import TransformerConfig
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _estimate(terms):

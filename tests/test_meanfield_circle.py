@@ -31,12 +31,7 @@ from tokenswarm.meanfield.particles import common_noise_angles, flow_angles, noi
 from tokenswarm.noise import BrownianPath, FieldNoise
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _bumps(grid):

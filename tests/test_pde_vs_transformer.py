@@ -16,12 +16,7 @@ from tokenswarm.meanfield.token_pde import TokenPDE, TokenPDEConfig
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _stochastic(shape, seed, temperature=1.0):

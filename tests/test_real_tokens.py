@@ -32,13 +32,7 @@ TRUE_BETA = 2.7
 TRUE_TIMES = [0.35, 0.8, 1.5, 2.6]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny systems: intra-op threads only add overhead (30x on a busy 2-core machine).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _synthetic_layers(seed: int = 0):

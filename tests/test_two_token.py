@@ -16,14 +16,7 @@ from tokenswarm import theory
 from tokenswarm import two_token as tt
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The simulations here are loops of small tensor operations: torch's intra-op threads only
-    add overhead (and are 10-100x slower on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # --------------------------------------------------------------------------- full models
