@@ -306,3 +306,21 @@ def test_bad_inputs_raise_clear_errors():
         perturbed_uniform(grid, {1: 0.8, 2: 0.5})
     with pytest.raises(ValueError):
         CircleGrid(4)
+
+
+def test_bench_meanfield_target_runs_through_the_cli():
+    import json as _json
+
+    from typer.testing import CliRunner
+
+    from tokenswarm import cli
+    from tokenswarm.perf import bench_meanfield
+
+    measured = bench_meanfield(cells=64, beta=4.0, t_max=2.0)
+    assert measured.steps > 0 and measured.mass_error < 1e-12 and measured.min_density >= 0
+    assert 0 < measured.fft_share_of_step < 1
+    result = CliRunner().invoke(cli.app, ["bench", "meanfield", "-p", "cells=64", "-p", "t_max=1", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = _json.loads(result.stdout)
+    assert summary["benchmark"] == "meanfield" and summary["params"]["cells"] == 64
+    assert summary["metrics"]["steps"] > 0

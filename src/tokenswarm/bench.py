@@ -2,7 +2,8 @@
 
 ``tokenswarm bench field -p n=4096 -p d=64 -p dtype=float32 --json`` times one evaluation
 of the attention velocity with the default (fused, linear-memory) backend against a
-same-process GEMM and the dense baseline; see :mod:`tokenswarm.perf`.
+same-process GEMM and the dense baseline; ``tokenswarm bench meanfield -p cells=4096 -p beta=9``
+times one circle mean-field solve against its FFT convolutions; see :mod:`tokenswarm.perf`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Literal
 
 from tokenswarm.experiments.registry import parse_device, parse_dtype
 from tokenswarm.params import UsageError, parse_overrides
-from tokenswarm.perf import bench_field
+from tokenswarm.perf import bench_field, bench_meanfield
 
 
 @dataclass
@@ -32,7 +33,15 @@ class FieldParams:
     memory: bool = field(default=True, metadata={"help": "measure peak memory in a child process"})
 
 
-TARGETS = {"field": FieldParams}
+@dataclass
+class MeanFieldParams:
+    cells: int = field(default=4096, metadata={"min": 8, "help": "finite-volume cells"})
+    beta: float = field(default=9.0, metadata={"min": 0, "max": 300, "help": "inverse temperature"})
+    t_max: float = field(default=30.0, metadata={"min_exclusive": 0, "help": "final time"})
+    model: Literal["sa", "usa"] = field(default="sa", metadata={"help": "attention normalisation"})
+
+
+TARGETS = {"field": FieldParams, "meanfield": MeanFieldParams}
 
 
 def bench_command(target: str, overrides: dict[str, str], json_output: bool, device: str) -> int | None:
@@ -41,11 +50,14 @@ def bench_command(target: str, overrides: dict[str, str], json_output: bool, dev
     params = parse_overrides(TARGETS[target], overrides, experiment=f"bench {target}")
     torch_device = parse_device(device)
     start = time.perf_counter()
-    measured = bench_field(
-        params.n, params.d, dtype=parse_dtype(params.dtype), device=torch_device, beta=params.beta,
-        normalization=params.normalization, backend=params.backend, repeats=params.repeats,
-        dense=params.dense, memory=params.memory,
-    )
+    if target == "meanfield":
+        measured = bench_meanfield(params.cells, params.beta, params.t_max, params.model, device=torch_device)
+    else:
+        measured = bench_field(
+            params.n, params.d, dtype=parse_dtype(params.dtype), device=torch_device, beta=params.beta,
+            normalization=params.normalization, backend=params.backend, repeats=params.repeats,
+            dense=params.dense, memory=params.memory,
+        )
     summary = {
         "benchmark": target,
         "params": {**dataclasses.asdict(params), "device": str(torch_device)},

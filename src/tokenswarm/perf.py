@@ -18,7 +18,7 @@ import torch
 from tokenswarm.fields.attention import Attention
 from tokenswarm.sphere import sample_uniform
 
-__all__ = ["FieldBenchmark", "bench_field", "gemm_gflops", "field_peak_memory_mb"]
+__all__ = ["FieldBenchmark", "bench_field", "gemm_gflops", "field_peak_memory_mb", "MeanFieldBenchmark", "bench_meanfield"]
 
 DENSE_LIMIT_BYTES = 4 << 30  # skip the dense baseline when its n x n logits alone exceed this
 
@@ -154,4 +154,55 @@ def bench_field(
         dense_seconds_per_eval=dense_seconds,
         speedup_vs_dense=None if dense_seconds is None else dense_seconds / seconds,
         peak_memory_mb=peak, evaluation_memory_mb=evaluation, repeats=repeats,
+    )
+
+
+@dataclass
+class MeanFieldBenchmark:
+    """One circle mean-field solve (:func:`bench_meanfield`)."""
+
+    seconds: float
+    steps: int
+    rejected: int
+    us_per_step: float
+    fft_share_of_step: float
+    mass_error: float
+    min_density: float
+    clusters: int
+
+
+def bench_meanfield(cells: int = 4096, beta: float = 9.0, t_max: float = 30.0, model: str = "sa",
+                    device: torch.device | str = "cpu") -> MeanFieldBenchmark:
+    """Time the circle continuity equation from a uniform density perturbed in modes 3 and 5
+    (clusters form and the CFL step shrinks as they sharpen). The plain baseline is the pair of
+    FFT convolutions every SSP-RK2 step needs, timed alone in the same process on the same
+    thread count as the solver (one on the CPU): ``fft_share_of_step`` is their fraction of a
+    step, the part no finite-volume implementation can avoid."""
+    import numpy as np
+
+    from tokenswarm.meanfield.circle import CircleGrid, CircleModel, count_clusters, perturbed_uniform, solve_circle
+    from tokenswarm.threads import torch_threads
+
+    device = torch.device(device)
+    grid = CircleGrid(cells, device=device)
+    rho0 = perturbed_uniform(grid, {3: 1e-4, 5: 1e-4})
+    _synchronize(device)
+    start = time.perf_counter()
+    traj = solve_circle(CircleModel(beta=beta, model=model), grid, rho0, t_max, save_times=np.linspace(0, t_max, 31))
+    _synchronize(device)
+    seconds = time.perf_counter() - start
+    kernel = torch.fft.rfft(torch.rand(cells, dtype=grid.dtype, device=device))
+    rho = traj.density[-1]
+
+    def convolutions():
+        torch.fft.irfft(torch.fft.rfft(rho) * kernel, n=cells)
+        torch.fft.irfft(torch.fft.rfft(rho) * kernel, n=cells)
+
+    with torch_threads(1, device):
+        fft_step = _median_seconds(convolutions, 200, device)
+    per_step = seconds / traj.steps
+    return MeanFieldBenchmark(
+        seconds=seconds, steps=traj.steps, rejected=traj.rejected, us_per_step=1e6 * per_step,
+        fft_share_of_step=fft_step / per_step, mass_error=float(traj.mass_error),
+        min_density=float(traj.min_density), clusters=int(count_clusters(rho, grid)),
     )
