@@ -212,6 +212,9 @@ def test_common_noise_spde_follows_particles_driven_by_the_same_noise():
     spde = solve_circle(m, grid, rho0, 1.0, save_times=[0.0, 1.0], noise=noise.apply, increments=path)
     baseline = solve_circle(m, grid, rho0, 1.0, save_times=[0.0, 1.0], noise=noise.apply, increments=other)
     assert float(spde.mass_error) < 1e-12 and float(spde.min_density) >= 0
+    assert spde.times.tolist() == [0.0, 1.0]
+    with pytest.raises(ValueError, match="multiples"):       # 0.555 is not on the noise grid
+        solve_circle(m, grid, rho0, 1.0, save_times=[0.0, 0.555, 1.0], noise=noise.apply, increments=path)
     theta = common_noise_angles(m, quantile_points(grid, rho0, 4000), noise, path, 1.0, save_every=100)
     same = float(w1_circle(theta[-1], spde.density[-1], grid))
     independent = float(w1_circle(theta[-1], baseline.density[-1], grid))

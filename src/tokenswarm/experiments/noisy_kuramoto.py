@@ -106,10 +106,9 @@ def run(p: Params, ctx: RunContext) -> Result:
 
     # particles: K kappas x runs systems of n tokens, one batch
     generator = ctx.generator()
-    particle_model = CircleModel(beta=0.0, model="sa", kappa=kappas.tolist())
     theta0 = sample_density(grid, rho0, p.n, batch=(len(kappas), p.runs), generator=generator)
     ptimes = np.linspace(0.0, p.particle_t_max, 101)
-    theta = noisy_angles(particle_model, theta0, ptimes, step=p.step, generator=generator)
+    theta = noisy_angles(model, theta0, ptimes, step=p.step, generator=generator)
     r_t = torch.polar(torch.ones_like(theta), theta).mean(-1).abs().cpu().numpy()       # (T, K, runs)
     r_run = r_t[ptimes >= 0.5 * p.particle_t_max].mean(0)                                 # (K, runs)
     order_particles, order_particles_se = r_run.mean(1), r_run.std(1, ddof=1) / np.sqrt(p.runs)

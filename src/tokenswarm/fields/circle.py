@@ -26,7 +26,7 @@ from scipy import special
 
 from tokenswarm.fields.base import Field
 
-__all__ = ["CircleAttention", "fourier_modes_needed", "angular_velocity"]
+__all__ = ["CircleAttention", "fourier_modes_needed"]
 
 Normalization = Literal["sa", "usa"]
 
@@ -111,8 +111,3 @@ class CircleAttention(Field):
         y = N / Z if self.normalization == "sa" else N * self._scale
         return self.value * torch.stack([y.real, y.imag], dim=-1)
 
-
-def angular_velocity(theta: torch.Tensor, beta: float, normalization: Normalization = "sa",
-                     value: float = 1.0) -> torch.Tensor:
-    """Convenience wrapper: ``CircleAttention(beta, ...).angular(theta)``."""
-    return CircleAttention(beta, normalization=normalization, value=value).angular(theta)

@@ -382,10 +382,16 @@ class DensityTrajectory:
         """``max_t |M(t) − M(0)| / M(0)``."""
         return ((self.mass - self.mass[0]).abs() / self.mass[0]).amax(0)
 
-    def energy_monotone(self, increasing: bool = True, tolerance: float = 1e-12) -> torch.Tensor:
-        """Whether the per-step energy never moved against ``increasing`` by more than
+    def energy_monotone(self, increasing: bool = True, tolerance: float = 1e-12, *, free: bool = False) -> torch.Tensor:
+        """Whether the per-step energy (or, with ``free``, the saved free energy
+        ``E − κ^{-1}∫ρ log ρ``) never moved against ``increasing`` by more than
         ``tolerance · max|E|`` (round-off)."""
-        e = self.step_energy if self.step_energy is not None else self.energy
+        if free:
+            if self.free_energy is None:
+                raise ValueError("no free energy: the model has no diffusion")
+            e = self.free_energy
+        else:
+            e = self.step_energy if self.step_energy is not None else self.energy
         change = e[1:] - e[:-1]
         if not increasing:
             change = -change
@@ -505,12 +511,13 @@ def _solve_circle(model, grid, rho0, t_max, save_times, cfl, dt_max, limiter, no
         dt_max = 0.1 / max(float(np.max(rates)), 1e-3)
     rho = rho0.expand(*torch.broadcast_shapes(rho0.shape, op.beta.shape, op.diffusion.shape)).clone()
 
-    saved, masses, energies, free = [], [], [], []
+    recorded, saved, masses, energies, free = [], [], [], [], []
     step_energy: list[torch.Tensor] = []
     running_min = rho.amin(-1)
 
-    def record(r: torch.Tensor, phi: torch.Tensor | None = None) -> None:
-        phi = op.potential(r) if phi is None else phi
+    def record(time: float, r: torch.Tensor) -> None:
+        phi = op.potential(r)
+        recorded.append(time)
         saved.append(r.clone())
         masses.append(grid.mass(r))
         e = op.energy(r, phi)
@@ -555,7 +562,7 @@ def _solve_circle(model, grid, rho0, t_max, save_times, cfl, dt_max, limiter, no
     t = 0.0
     next_save = 0
     if save_times[0] == 0.0:
-        record(rho)
+        record(0.0, rho)
         next_save = 1
     if noise is None:
         step_energy.append(op.energy(rho, op.potential(rho)))
@@ -564,12 +571,15 @@ def _solve_circle(model, grid, rho0, t_max, save_times, cfl, dt_max, limiter, no
             for target in save_times[next_save:]:
                 rho = transport_to(rho, target - t, bar)
                 t = float(target)
-                record(rho)
+                record(t, rho)
         else:
             n_steps = increments.shape[0]
             dt = t_max / n_steps
             faces = grid.faces
-            save_steps = {int(round(s / dt)): s for s in save_times[next_save:]}
+            save_steps = np.rint(save_times[next_save:] / dt).astype(int)
+            if np.abs(save_steps * dt - save_times[next_save:]).max(initial=0.0) > 1e-9 * t_max:
+                raise ValueError(f"with noise, save_times must be multiples of t_max / steps = {dt:g}")
+            save_steps = set(save_steps.tolist())
             for k in range(n_steps):
                 rho = transport_to(rho, 0.5 * dt)
                 dW = increments[k]
@@ -585,11 +595,9 @@ def _solve_circle(model, grid, rho0, t_max, save_times, cfl, dt_max, limiter, no
                 rho = transport_to(rho, 0.5 * dt)
                 bar.advance(dt)
                 if (k + 1) in save_steps:
-                    record(rho)
-            save_times = np.asarray([0.0] + [s for s in sorted(save_steps.values())]
-                                    if save_times[0] == 0.0 else sorted(save_steps.values()))
+                    record((k + 1) * dt, rho)
     return DensityTrajectory(
-        grid=grid, model=model, times=np.asarray(save_times, float),
+        grid=grid, model=model, times=np.asarray(recorded, float),
         density=torch.stack(saved), mass=torch.stack(masses), energy=torch.stack(energies),
         free_energy=torch.stack(free) if free else None,
         step_energy=torch.stack(step_energy) if step_energy else None,
