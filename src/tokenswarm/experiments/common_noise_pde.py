@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from tokenswarm.experiments.mean_field import CONCENTRATIONS, LOCATIONS, WEIGHTS, _fit_slope
+from tokenswarm.experiments.mean_field import CONCENTRATIONS, LOCATIONS, WEIGHTS
 from tokenswarm.experiments.registry import RunContext, register
 from tokenswarm.fields.mlp import ACTIVATIONS
 from tokenswarm.meanfield.circle import (
@@ -39,6 +39,7 @@ from tokenswarm.meanfield.particles import common_noise_angles
 from tokenswarm.noise import BrownianPath, FieldNoise
 from tokenswarm.plots import angle_histograms, coarsen, line_plot, space_time
 from tokenswarm.results import Result, claim_between, claim_less
+from tokenswarm.stats import loglog_slope
 
 
 @dataclass
@@ -100,7 +101,7 @@ def run(p: Params, ctx: RunContext) -> Result:
         last_theta = theta[:, 0]
     mean, other_mean = w1.mean(1), w1_other.mean(1)
     se = w1.std(1, ddof=1) / np.sqrt(p.runs)
-    slope, slope_se = _fit_slope(np.asarray(p.n, float), mean[:, -1])
+    slope, slope_se = loglog_slope(p.n, mean[:, -1])
     ratio = float(mean[-1, -1] / other_mean[-1, -1])
     mass_error = float(spde.mass_error.max())
     min_density = float(spde.min_density.min())

@@ -32,6 +32,7 @@ from tokenswarm.plots import line_plot
 from tokenswarm.results import Result, claim_between
 from tokenswarm.solve.sde import integrate_sde
 from tokenswarm.sphere import sample_uniform, token_pair
+from tokenswarm.stats import loglog_slope
 
 
 @dataclass
@@ -54,7 +55,7 @@ class Params:
 
 
 def _slope(x, y) -> float:
-    return float(np.polyfit(np.log(np.asarray(x, float)), np.log(np.asarray(y, float)), 1)[0])
+    return loglog_slope(x, y)[0]
 
 
 def value_noise_weak(p: Params, ctx: RunContext):

@@ -39,6 +39,7 @@ from tokenswarm.meanfield.circle import (
 from tokenswarm.meanfield.particles import flow_angles
 from tokenswarm.plots import line_plot
 from tokenswarm.results import Result, claim_less
+from tokenswarm.stats import loglog_slope
 
 __all__ = ["measure_rate"]
 
@@ -172,8 +173,7 @@ def run(p: Params, ctx: RunContext) -> Result:
          "cluster_time": (("cluster_beta",), np.asarray(times))},
         coords={"k": ks, "cluster_beta": np.asarray(p.cluster_betas)},
     )
-    slope = (float(np.polyfit(np.log(p.cluster_betas), np.log(np.maximum(counts, 1)), 1)[0])
-             if len(p.cluster_betas) >= 2 else math.nan)
+    slope = loglog_slope(p.cluster_betas, np.maximum(counts, 1))[0] if len(p.cluster_betas) >= 2 else math.nan
     return Result(
         experiment="linear-stability", params={},
         metrics={

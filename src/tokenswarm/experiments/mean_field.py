@@ -33,6 +33,7 @@ from tokenswarm.meanfield.circle import (
 from tokenswarm.meanfield.particles import flow_angles, noisy_angles
 from tokenswarm.plots import angle_histograms, coarsen, density_snapshots, line_plot, space_time
 from tokenswarm.results import Result, claim_between, claim_less
+from tokenswarm.stats import loglog_slope
 
 # Initial density: three von Mises bumps (not symmetric, so no mode is special).
 LOCATIONS, CONCENTRATIONS, WEIGHTS = (0.5, 2.6, 4.4), (4.0, 6.0, 3.0), (0.4, 0.35, 0.25)
@@ -51,17 +52,6 @@ class Params:
     runs: int = field(default=4, metadata={"min": 2, "help": "independent particle draws per n"})
     step: float = field(default=0.05, metadata={"min_exclusive": 0, "help": "particle time step (RK4; Heun with noise)"})
     samples: int = field(default=31, metadata={"min": 2, "help": "output times"})
-
-
-def _fit_slope(n: np.ndarray, w: np.ndarray) -> tuple[float, float]:
-    """Least-squares slope of log w against log n and its standard error."""
-    x, y = np.log(n), np.log(w)
-    A = np.stack([x, np.ones_like(x)], 1)
-    coef, residual, *_ = np.linalg.lstsq(A, y, rcond=None)
-    dof = max(len(x) - 2, 1)
-    sigma2 = float(residual[0]) / dof if residual.size else 0.0
-    se = float(np.sqrt(sigma2 / ((x - x.mean()) ** 2).sum()))
-    return float(coef[0]), se
 
 
 @register(
@@ -94,8 +84,8 @@ def run(p: Params, ctx: RunContext) -> Result:
         largest = theta[:, 0]
     mean = w1.mean(1)
     se = w1.std(1, ddof=1) / np.sqrt(p.runs)
-    slope, slope_se = _fit_slope(np.asarray(p.n, float), mean[:, -1])
-    slope0, _ = _fit_slope(np.asarray(p.n, float), mean[:, 0])
+    slope, slope_se = loglog_slope(p.n, mean[:, -1])
+    slope0, _ = loglog_slope(p.n, mean[:, 0])
 
     mass_error = float(pde.mass_error.max())
     min_density = float(pde.min_density.min())

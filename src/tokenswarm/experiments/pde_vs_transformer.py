@@ -79,7 +79,6 @@ baseline is reported in each claim's detail and in the metrics.
 
 from __future__ import annotations
 
-import math
 import random
 import time
 from collections.abc import Sequence
@@ -101,6 +100,7 @@ from tokenswarm.meanfield.token_pde import (
 from tokenswarm.plots._common import new_figure, settle, style
 from tokenswarm.results import Result, check
 from tokenswarm.threads import torch_threads
+from tokenswarm.stats import mean_se  # re-exported (part of this module's API)
 
 __all__ = [
     "Params",
@@ -191,14 +191,6 @@ def row_entropy(maps: torch.Tensor, mask: torch.Tensor | None = None) -> torch.T
         return rows.mean((1, 2))
     weights = mask.double()[:, None, :]
     return (rows * weights).sum((1, 2)) / (weights.sum((1, 2)) * maps.shape[1])
-
-
-def mean_se(values: torch.Tensor | np.ndarray) -> tuple[float, float]:
-    """Mean and standard error (``std(ddof=1)/sqrt(N)``) of per-example values."""
-    array = np.asarray(values.detach().cpu() if hasattr(values, "detach") else values, dtype=np.float64)
-    if array.size < 2:
-        return float(array.mean()), float("nan")
-    return float(array.mean()), float(array.std(ddof=1) / math.sqrt(array.size))
 
 
 def _token_cosine(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

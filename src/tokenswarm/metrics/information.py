@@ -48,6 +48,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import digamma, logsumexp
 
+from tokenswarm.stats import mean_se
+
 __all__ = [
     "Estimate",
     "gaussian_mi",
@@ -102,11 +104,6 @@ def _labels(y, n: int) -> np.ndarray:
         raise ValueError(f"labels must have shape ({n},), got {labels.shape}")
     _, codes = np.unique(labels, return_inverse=True)
     return codes
-
-
-def _mean_se(terms: np.ndarray) -> tuple[float, float]:
-    n = terms.size
-    return float(terms.mean()), float(terms.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
 
 
 # ---------------------------------------------------------------------------------------
@@ -190,7 +187,7 @@ def ksg_mi(x, y, k: int = 3) -> Estimate:
     nx = (dx < eps[:, None]).sum(1)
     ny = (dy < eps[:, None]).sum(1)
     terms = digamma(k) + digamma(n) - digamma(nx + 1) - digamma(ny + 1)
-    value, se = _mean_se(terms)
+    value, se = mean_se(terms)
     return Estimate(value, se, n, f"ksg(k={k})", terms)
 
 
@@ -218,7 +215,7 @@ def knn_label_mi(t, labels, k: int = 3) -> Estimate:
         m_i = int((distances[i] <= radius).sum())
         terms.append(digamma(n) - digamma(counts[codes[i]]) + digamma(k_i) - digamma(m_i))
     terms = np.asarray(terms)
-    value, se = _mean_se(terms)
+    value, se = mean_se(terms)
     return Estimate(value, se, int(keep.sum()), f"knn-label(k={k})", terms)
 
 
@@ -247,8 +244,8 @@ def gaussian_noise_mi(t, sigma: float, labels=None, *, kernel: str = "kl") -> di
     squared = _euclidean(ts) ** 2
     upper = _pairwise_terms(squared, 2 * sigma**2)
     lower = _pairwise_terms(squared, 8 * sigma**2)
-    out = {"x_upper": Estimate(*_mean_se(upper), n, f"kl-pairwise(sigma={sigma:g})", upper),
-           "x_lower": Estimate(*_mean_se(lower), n, f"bhattacharyya-pairwise(sigma={sigma:g})", lower)}
+    out = {"x_upper": Estimate(*mean_se(upper), n, f"kl-pairwise(sigma={sigma:g})", upper),
+           "x_lower": Estimate(*mean_se(lower), n, f"bhattacharyya-pairwise(sigma={sigma:g})", lower)}
     if labels is not None:
         codes = _labels(labels, n)
         scale = {"kl": 2 * sigma**2, "bhattacharyya": 8 * sigma**2}[kernel]
@@ -258,7 +255,7 @@ def gaussian_noise_mi(t, sigma: float, labels=None, *, kernel: str = "kl") -> di
         for c in np.unique(codes):
             rows = codes == c
             terms[rows] -= _pairwise_terms(squared[np.ix_(rows, rows)], scale)
-        out["y"] = Estimate(*_mean_se(terms), n, f"{kernel}-pairwise(sigma={sigma:g})", terms)
+        out["y"] = Estimate(*mean_se(terms), n, f"{kernel}-pairwise(sigma={sigma:g})", terms)
     return out
 
 
@@ -331,5 +328,5 @@ def probe_mi(t_train, y_train, t_test, y_test, *, regularization: float = 1.0, m
     _, counts = np.unique(yte, return_counts=True)
     p = counts / counts.sum()
     h_y = float(-(p * np.log(p)).sum())
-    ce, se = _mean_se(ce_terms)
+    ce, se = mean_se(ce_terms)
     return Estimate(h_y - ce, se, len(yte), f"logistic-probe(C={regularization:g})", h_y - ce_terms)
