@@ -14,11 +14,11 @@ from tokenswarm.nets.tasks import (
     fit,
     sequence_task,
     text_model,
-    torch_threads,
     train_digits_vit,
     train_text_model,
 )
 from tokenswarm.nets.transformer import TransformerConfig, TransformerOutput
+from tokenswarm.threads import torch_threads
 
 TINY = TransformerConfig(dim=16, depth=1, heads=2, mlp_ratio=2.0)
 

@@ -94,11 +94,11 @@ from tokenswarm.nets.tasks import (
     fit,
     sequence_task,
     text_model,
-    torch_threads,
 )
 from tokenswarm.nets.transformer import TransformerConfig
 from tokenswarm.plots._common import new_figure, settle, style
 from tokenswarm.results import Result, check
+from tokenswarm.threads import torch_threads
 
 __all__ = ["Params", "VARIANTS", "token_drift", "linear_cka", "layer_similarity", "step_drift", "run"]
 

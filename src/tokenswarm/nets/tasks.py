@@ -50,7 +50,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tokenswarm.nets.transformer import Transformer, TransformerConfig, TransformerOutput
-from tokenswarm.threads import torch_threads  # re-exported: one implementation for the package
+from tokenswarm.threads import torch_threads
 
 __all__ = [
     "TrainedModel",
@@ -64,7 +64,6 @@ __all__ = [
     "digits_vit",
     "text_model",
     "fit",
-    "torch_threads",
     "evaluate",
     "train_digits_vit",
     "train_text_model",
