@@ -40,6 +40,7 @@ from tokenswarm.fields import Attention
 from tokenswarm.metrics import cluster_count, pairwise_inner_products
 from tokenswarm.plots import line_plot
 from tokenswarm.plots._common import new_figure, style
+from tokenswarm.probe import mean_pair_cosine
 from tokenswarm.results import Result, check, claim_greater, claim_less
 from tokenswarm.solve import integrate
 from tokenswarm.threads import torch_threads
@@ -291,8 +292,8 @@ def _per_layer_w1(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _mean_cosine(states: Sequence[torch.Tensor]) -> list[float]:
-    # The probe's definition: the mean over pairs per text, then the mean over texts.
-    return np.mean([pair_cosines(x).mean(-1).cpu().numpy() for x in states], axis=0).tolist()
+    # The probe's metric: the mean over pairs per text, then the mean over texts.
+    return np.mean([mean_pair_cosine(x).cpu().numpy() for x in states], axis=0).tolist()
 
 
 def _clusters(states: Sequence[torch.Tensor], delta: float) -> list[float]:
