@@ -151,7 +151,11 @@ def test_range_limits_apply_to_every_element() -> None:
         ({"beta": "-1"}, "allowed: >=0"),
         ({"fraction": "0"}, "allowed: >0, <=1"),
         ({"fraction": "1.5"}, "allowed: >0, <=1"),
-        ({"beta": "nan"}, "is not a float"),
+        ({"beta": "nan"}, "is not a finite number"),
+        ({"beta": "inf"}, "is not a finite number"),
+        ({"beta": "-Infinity"}, "is not a finite number"),
+        ({"beta": 1e400}, "is not a float"),
+        ({"n": str(2**63)}, "does not fit in a 64-bit integer"),
     ],
 )
 def test_range_errors(overrides: dict[str, str], fragment: str) -> None:

@@ -18,7 +18,9 @@ Supported field types
 Validation comes from ``dataclasses.field`` metadata, applied to every element of a list:
 ``min`` / ``max`` (inclusive), ``min_exclusive`` / ``max_exclusive`` (strict bounds, given
 as numbers; ``min_exclusive=True`` instead makes ``min`` strict), and ``help`` (one line of
-documentation). Unknown metadata keys are rejected so that a typo such as ``"mni"`` cannot
+documentation); ``increasing=True`` on a list (time grids) requires strictly increasing
+elements, so an unsorted or repeated output time is refused rather than silently
+reordered. Floats must be finite: no model parameter means anything at ``inf`` or NaN. Unknown metadata keys are rejected so that a typo such as ``"mni"`` cannot
 silently disable a check. Cross-field checks belong in the dataclass's ``__post_init__``;
 a ``ValueError`` raised there is reported as a :class:`ParameterError`.
 
@@ -60,7 +62,7 @@ __all__ = [
 ParamsT = TypeVar("ParamsT")
 
 #: Metadata keys understood in ``dataclasses.field(metadata=...)``.
-METADATA_KEYS = frozenset({"min", "max", "min_exclusive", "max_exclusive", "help"})
+METADATA_KEYS = frozenset({"min", "max", "min_exclusive", "max_exclusive", "increasing", "help"})
 
 #: Largest list a range may expand to; a mistyped step (``0:1e6:1e-6``) would otherwise
 #: allocate without bound before any experiment code could object.
@@ -110,6 +112,7 @@ class ParamSpec:
     maximum: float | None = None
     minimum_exclusive: bool = False
     maximum_exclusive: bool = False
+    increasing: bool = False
 
     @property
     def is_sequence(self) -> bool:
@@ -136,6 +139,8 @@ class ParamSpec:
             parts.append((">" if self.minimum_exclusive else ">=") + format_value(self.minimum))
         if self.maximum is not None:
             parts.append(("<" if self.maximum_exclusive else "<=") + format_value(self.maximum))
+        if self.increasing:
+            parts.append("strictly increasing")
         return ", ".join(parts)
 
     def describe(self) -> str:
@@ -255,6 +260,9 @@ def _spec_from_metadata(
         )
     minimum, minimum_exclusive = _bound(metadata, "min", "min_exclusive", where)
     maximum, maximum_exclusive = _bound(metadata, "max", "max_exclusive", where)
+    increasing = bool(metadata.get("increasing", False))
+    if increasing and container is None:
+        raise TypeError(f"parameter {where}: increasing=True needs a list type")
     return ParamSpec(
         name=field.name,
         alternatives=alternatives,
@@ -265,6 +273,7 @@ def _spec_from_metadata(
         maximum=maximum,
         minimum_exclusive=minimum_exclusive,
         maximum_exclusive=maximum_exclusive,
+        increasing=increasing,
     )
 
 
@@ -322,7 +331,16 @@ def _parse_text_scalar(text: str, alternatives: tuple[ScalarType, ...]) -> Any:
                     return value
     if str in alternatives:
         return text
+    if float in alternatives and _is_non_finite(stripped):
+        raise _InvalidValue(f"{text!r} is not a finite number")
     raise _InvalidValue(f"{text!r} is not {_expected_article(alternatives)}")
+
+
+def _is_non_finite(text: str) -> bool:
+    try:
+        return not math.isfinite(float(text))
+    except ValueError:
+        return False
 
 
 def _text_matches_choice(text: str, value: Any) -> bool:
@@ -351,8 +369,9 @@ def _parse_float(text: str) -> float | None:
         number = float(text)
     except ValueError:
         return None
-    # NaN compares false with every bound, so it would slip through range checks.
-    return None if math.isnan(number) else number
+    # NaN compares false with every bound, so it would slip through range checks; inf
+    # passes a one-sided bound (beta >= 0) and then overflows inside the model.
+    return number if math.isfinite(number) else None
 
 
 def _coerce_python_scalar(value: Any, alternatives: tuple[ScalarType, ...]) -> Any:
@@ -377,7 +396,7 @@ def _coerce_python_scalar(value: Any, alternatives: tuple[ScalarType, ...]) -> A
         if float in alternatives:
             return float(value)
     elif isinstance(value, float):
-        if float in alternatives and not math.isnan(value):
+        if float in alternatives and math.isfinite(value):
             return value
         if int in alternatives and value.is_integer():
             return int(value)
@@ -479,6 +498,8 @@ def _snap(value: float, step: float) -> float:
 def _check_range(value: Any, spec: ParamSpec) -> None:
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return
+    if isinstance(value, int) and not -(2**63) <= value < 2**63:
+        raise _InvalidValue(f"{value} does not fit in a 64-bit integer")
     below = spec.minimum is not None and (
         value < spec.minimum or (spec.minimum_exclusive and value == spec.minimum)
     )
@@ -502,6 +523,8 @@ def _coerce(spec: ParamSpec, value: Any) -> Any:
             items = [_coerce_python_scalar(value, spec.alternatives)]
         for item in items:
             _check_range(item, spec)
+        if spec.increasing:
+            _check_increasing(items)
         assert spec.container is not None
         return spec.container(items)
     if isinstance(value, str):
@@ -515,6 +538,16 @@ def _coerce(spec: ParamSpec, value: Any) -> Any:
         parsed = _coerce_python_scalar(value, spec.alternatives)
     _check_range(parsed, spec)
     return parsed
+
+
+def _check_increasing(items: Sequence[Any]) -> None:
+    for earlier, later in zip(items, items[1:]):
+        if not later > earlier:
+            problem = "repeats" if later == earlier else "is not sorted:"
+            raise _InvalidValue(
+                f"the list {problem} {format_value(earlier)} then {format_value(later)} "
+                "(give strictly increasing values)"
+            )
 
 
 def _looks_like_range(text: str, spec: ParamSpec) -> bool:

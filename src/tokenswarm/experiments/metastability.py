@@ -34,7 +34,7 @@ class Params:
     d: int = field(default=2, metadata={"min": 2, "help": "dimension"})
     beta: list[float] = field(default_factory=lambda: [4.0, 9.0], metadata={"min": 0, "help": "inverse temperatures; top-level metrics use the first"})
     runs: int = field(default=64, metadata={"min": 1, "help": "independent starts"})
-    t: list[float] = field(default_factory=lambda: [0.0, 2.5, 18.0, 30.0], metadata={"min": 0, "help": "snapshot times"})
+    t: list[float] = field(default_factory=lambda: [0.0, 2.5, 18.0, 30.0], metadata={"min": 0, "increasing": True, "help": "snapshot times from the initial state at t = 0"})
     scheme: Literal["accurate", "authors"] = field(default="accurate", metadata={"help": "integration scheme"})
     step: float = field(default=0.1, metadata={"min_exclusive": 0, "help": "step"})
     delta: float = field(default=1e-3, metadata={"min_exclusive": 0, "max": 1, "help": "cluster threshold"})
@@ -47,7 +47,7 @@ class Params:
 
 def _counts(x0, beta, times, scheme, step, delta):
     traj = integrate(
-        Attention(beta), x0, times, method=SCHEMES[scheme], step=step,
+        Attention(beta), x0, times, t0=0.0, method=SCHEMES[scheme], step=step,
         observe=lambda x: cluster_count(x, delta), invariant_observe=True, progress=True,
     )
     return traj.states.cpu().numpy()  # (T, runs)
@@ -79,7 +79,7 @@ def run(p: Params, ctx: RunContext) -> Result:
                 detail=f"Fig. 4 shows {expected} clusters (one trajectory); histogram over {p.runs} runs: {histograms[beta]}",
             ))
         if snapshot is None and p.d == 2:
-            traj = integrate(Attention(beta), x0[0], times, method=SCHEMES[p.scheme], step=p.step)
+            traj = integrate(Attention(beta), x0[0], times, t0=0.0, method=SCHEMES[p.scheme], step=p.step)
             snapshot = circle_snapshots(traj.states, times, cluster_labels=cluster_labels(traj.states, p.delta))
     metrics["median_clusters"] = medians[p.beta[0]].tolist()
     metrics["cluster_histogram"] = histograms[p.beta[0]]

@@ -42,7 +42,7 @@ class Params:
     d: int = field(default=128, metadata={"min": 2, "help": "dimension"})
     runs: int = field(default=64, metadata={"min": 2, "help": "systems (independent weights and starts) per beta"})
     beta: list[float] = field(default_factory=lambda: [0.5, 1, 2, 3, 4, 5, 6, 7, 8, 9], metadata={"min": 0, "help": "inverse temperatures"})
-    t: list[float] = field(default_factory=lambda: np.round(np.arange(0, 30.0001, 0.5), 6).tolist(), metadata={"min": 0, "help": "output times"})
+    t: list[float] = field(default_factory=lambda: np.round(np.arange(0, 30.0001, 0.5), 6).tolist(), metadata={"min": 0, "increasing": True, "help": "output times from the initial state at t = 0"})
     panels: list[Literal["a", "b", "c", "d"]] = field(default_factory=lambda: ["a", "b", "c", "d"], metadata={"help": "Fig. 5 panels"})
     scaling: Literal["unit", "paper"] = field(default="unit", metadata={"help": "matrix normalisation (see module docs)"})
     step: float = field(default=0.05, metadata={"min_exclusive": 0, "help": "RK4 step"})

@@ -74,6 +74,7 @@ def integrate(
     x0: torch.Tensor,
     times: Sequence[float] | torch.Tensor,
     *,
+    t0: float | None = None,
     method: str | Method = "rk4",
     step: float | None = None,
     rtol: float = 1e-7,
@@ -90,7 +91,14 @@ def integrate(
     Parameters
     ----------
     times:
-        Increasing output times; ``times[0]`` is the start time of ``x0``.
+        Non-decreasing output times. Without ``t0``, ``times[0]`` is the time of ``x0``
+        (the library convention: the first output is ``x0`` itself).
+    t0:
+        The time of ``x0`` when it is not ``times[0]``. The solver then starts at ``t0``
+        and records exactly ``times`` (all ``>= t0``): ``times=[10, 30], t0=0`` gives the
+        states at 10 and 30, the same values as the tail of ``times=[0, 10, 30]``.
+        Experiments pass ``t0=0`` so that a user's time list always means time since
+        the initial state.
     method:
         ``"euler"``, ``"heun"``, ``"rk4"`` (fixed step ``step``), ``"authors"`` (the original
         code's scheme, step ``eta = step``, with its USA step normalisation unless
@@ -114,6 +122,12 @@ def integrate(
     times = torch.as_tensor(times, dtype=torch.float64).flatten()
     if times.numel() < 1 or bool((times.diff() < 0).any()):
         raise ValueError("times must be a non-empty, non-decreasing sequence")
+    requested = times
+    if t0 is not None:
+        if float(times[0]) < t0:
+            raise ValueError(f"output time {float(times[0]):g} lies before the start time t0 = {t0:g}")
+        if float(times[0]) > t0:
+            times = torch.cat([times.new_tensor([t0]), times])
     if not isinstance(method, DormandPrince) and (step is None or not step > 0):
         raise ValueError(f"method {method.name!r} needs a step > 0, got step={step!r}")
     observe = observe or (lambda state: state)
@@ -143,8 +157,9 @@ def integrate(
 
     stepper = _adaptive if isinstance(method, DormandPrince) else _fixed
     records, stats = stepper(field, x, times, method, step, rtol, atol, record, max_steps, progress)
+    records = records[len(times) - len(requested):]  # drop the start state when t0 was prepended
     return Trajectory(
-        times=times,
+        times=requested,
         states=_stack(records),
         method=method.name,
         reduced_dimension=None if basis is None else basis.shape[-1],
