@@ -266,6 +266,20 @@ def _bad_directory(kind: str, root: pathlib.Path, tiny_dirs) -> pathlib.Path:
         _write_safetensors(
             directory / "model.safetensors", {"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}, b"\0" * 8
         )
+    elif kind in ("no-tokenizer", "half-bpe"):
+        # weights and config of a working model, but no (or an incomplete) tokenizer: without
+        # the check, Transformers builds a tokenizer that turns every word into [UNK]
+        safe = tiny_dirs[0]
+        for name in ("config.json", "model.safetensors"):
+            (directory / name).write_bytes((safe / name).read_bytes())
+        if kind == "half-bpe":
+            (directory / "vocab.json").write_text(json.dumps({"the": 0}))
+    elif kind == "shard-outside":
+        outside = root / "elsewhere.safetensors"
+        _write_safetensors(outside, {"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}, b"\0" * 8)
+        (directory / "model.safetensors.index.json").write_text(
+            json.dumps({"weight_map": {"w": "../elsewhere.safetensors"}})
+        )
     return directory
 
 
@@ -279,6 +293,9 @@ BAD = {
     "corrupt-safetensors": "corrupt safetensors",
     "truncated-safetensors": "truncated",
     "wrong-weights": "do not match",
+    "no-tokenizer": "no tokenizer files",
+    "half-bpe": "vocab.json + merges.txt (missing merges.txt)",
+    "shard-outside": "not a file inside the model directory",
 }
 
 

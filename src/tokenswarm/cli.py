@@ -30,6 +30,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from tokenswarm import budget
 from tokenswarm.experiments import ImportFailure, load_all, load_for
 from tokenswarm.experiments import registry
 from tokenswarm.params import UsageError, param_specs, parse_key_values
@@ -56,6 +57,10 @@ DtypeOption = Annotated[Literal["float32", "float64"], typer.Option(help="floati
 SeedOption = Annotated[int, typer.Option(help="master seed (streams are derived from it).")]
 QuickOption = Annotated[bool, typer.Option("--quick", help="reduced sizes for a fast check.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="print exactly one JSON object on stdout.")]
+ForceOption = Annotated[
+    bool,
+    typer.Option("--force", help="run even when the estimated memory or step count exceeds the limits."),
+]
 ParamOption = Annotated[
     list[str] | None,
     typer.Option(
@@ -101,6 +106,32 @@ def _usage_errors(import_failures: Sequence[ImportFailure] = ()) -> Iterator[Non
             broken = "; ".join(failure.summary() for failure in import_failures)
             message += f" (note: some experiment modules failed to import: {broken})"
         _usage_failure(message)
+
+
+@contextlib.contextmanager
+def _resource_errors() -> Iterator[None]:
+    """A run refused by its resource estimate, or out of memory anyway: one line, exit 2.
+
+    The estimates (:mod:`tokenswarm.budget`) refuse before allocating; an allocation that
+    still fails (an estimate that was too low) is reported the same way rather than as a
+    traceback, since the remedy is the user's: a smaller size.
+    """
+    try:
+        yield
+    except budget.ResourceLimitError as error:
+        _usage_failure(str(error))
+    except (MemoryError, RuntimeError) as error:
+        if not _is_out_of_memory(error):
+            raise
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        _usage_failure(f"out of memory ({first_line}); choose a smaller size")
+
+
+def _is_out_of_memory(error: BaseException) -> bool:
+    if isinstance(error, MemoryError):
+        return True
+    text = str(error)
+    return "can't allocate memory" in text or "out of memory" in text.lower()
 
 
 def _extra_modules(environment: Mapping[str, str]) -> list[str]:
@@ -186,6 +217,7 @@ def run_command(
     dtype: DtypeOption = "float64",
     out: Annotated[pathlib.Path | None, typer.Option(help="output directory (default ./runs/NAME).")] = None,
     json_output: JsonOption = False,
+    force: ForceOption = False,
     show_help: Annotated[
         bool, typer.Option("--help", "-h", help="show this message (and NAME's parameters) and exit.")
     ] = False,
@@ -209,16 +241,20 @@ def run_command(
         overrides = parse_key_values(param or [])
         # Validate everything up front so that a usage mistake exits 2 before any work,
         # and so that a UsageError raised inside the experiment is treated as a bug.
-        registry.prepare(name, overrides, quick=quick)
+        registry.prepare(name, overrides, quick=quick, dtype=dtype)
         registry.parse_device(device)
-        registry.parse_dtype(dtype)
+        registry.check_seed(seed)
     out_dir = out if out is not None else pathlib.Path("runs") / name
     try:
         # Keep stdout for the result only: anything the experiment prints goes to stderr.
-        with contextlib.redirect_stdout(sys.stderr):
+        # The outer bar (elapsed time) hosts the solvers' nested bars, which show an ETA.
+        with contextlib.redirect_stdout(sys.stderr), budget.forced(force), _resource_errors(), \
+                progress_bar(None, f"run {name}"):
             result, outputs = registry.run_experiment(
                 name, overrides, quick=quick, seed=seed, device=device, dtype=dtype, out_dir=out_dir
             )
+    except typer.Exit:  # a refusal already reported in one line
+        raise
     except Exception:  # noqa: BLE001 - report any experiment failure with its traceback
         _print_traceback(f"experiment '{name}' raised an exception")
         raise typer.Exit(ERROR_EXIT_CODE) from None
@@ -272,6 +308,7 @@ def reproduce_command(
     device: DeviceOption = "cpu",
     dtype: DtypeOption = "float64",
     only: Annotated[str | None, typer.Option(help="comma-separated experiment names to run.")] = None,
+    force: ForceOption = False,
 ) -> None:
     """Run every experiment (each into OUT/NAME/) and write the HTML report OUT/index.html.
 
@@ -282,6 +319,7 @@ def reproduce_command(
     with _usage_errors(failures):
         registry.parse_device(device)
         registry.parse_dtype(dtype)
+        registry.check_seed(seed)
         if only is not None:
             selected = [item.strip() for item in only.split(",") if item.strip()]
             if not selected:
@@ -299,7 +337,8 @@ def reproduce_command(
         for index, name in enumerate(selected, start=1):
             print(f"[{index}/{len(selected)}] {name}", file=sys.stderr)
             bar.update(description=f"reproduce: {name}")
-            entries.append(_reproduce_one(name, report_dir, quick=quick, seed=seed, device=device, dtype=dtype))
+            with budget.forced(force):
+                entries.append(_reproduce_one(name, report_dir, quick=quick, seed=seed, device=device, dtype=dtype))
             bar.advance()
     settings = {"quick": quick, "seed": seed, "device": device, "dtype": dtype}
     report = write_report(entries, report_dir, settings=settings)
@@ -381,11 +420,12 @@ def simulate_command(
     dtype: DtypeOption = "float64",
     out: Annotated[pathlib.Path | None, typer.Option(help="output directory.")] = None,
     json_output: JsonOption = False,
+    force: ForceOption = False,
 ) -> None:
     """Integrate one particle system and save its trajectory."""
     from tokenswarm import simulate_cli  # imported on use: only this command needs it
 
-    with _usage_errors():
+    with _usage_errors(), budget.forced(force), _resource_errors():
         code = simulate_cli.simulate_command(
             model=model,
             n=n,

@@ -16,7 +16,7 @@ import time
 import numpy as np
 import xarray as xr
 
-from tokenswarm.experiments.registry import parse_device, parse_dtype
+from tokenswarm.experiments.registry import check_seed, parse_device, parse_dtype
 from tokenswarm.experiments.trajectories import VALUES
 from tokenswarm.fields import Attention
 from tokenswarm.metrics import cluster_count, interaction_energy
@@ -57,6 +57,7 @@ def simulate_command(
 ) -> int | None:
     """Run one simulation from i.i.d. uniform tokens and save trajectory, figures and metrics."""
     _validate(model, n, d, beta, t, solver, step, value)
+    check_seed(seed)
     torch_device, torch_dtype = parse_device(device), parse_dtype(dtype)
     out_dir = (out or pathlib.Path("runs") / "simulate").resolve()
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 
 import torch
 
+from tokenswarm.budget import check_memory
+
 __all__ = [
     "inner",
     "project",
@@ -77,6 +79,11 @@ def _check_size(name: str, value: int, minimum: int) -> None:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
+def _check_sample_memory(elements: int, dtype: torch.dtype, what: str, device) -> None:
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    check_memory(elements * itemsize, what, device)
+
+
 def sample_uniform(
     n: int,
     d: int,
@@ -89,6 +96,8 @@ def sample_uniform(
     """I.i.d. tokens uniform on S^{d-1} (normalised Gaussians); returns ``(*batch, n, d)``."""
     _check_size("n", n, 1)
     _check_size("d", d, 1)
+    systems = math.prod(_as_batch(batch))
+    _check_sample_memory(2 * systems * n * d, dtype, f"{systems} x {n} uniform tokens in dimension {d}", device)
     z = torch.randn(*_as_batch(batch), n, d, generator=generator, dtype=dtype, device=device)
     return retract(z)
 
@@ -97,6 +106,7 @@ def _random_rotation(
     batch: tuple[int, ...], d: int, generator, dtype, device
 ) -> torch.Tensor:
     """Haar-distributed orthogonal ``(*batch, d, d)`` (QR of a Gaussian with sign fix)."""
+    _check_sample_memory(3 * math.prod(batch) * d * d, dtype, f"{math.prod(batch)} random rotations of dimension {d}", device)
     g = torch.randn(*batch, d, d, generator=generator, dtype=dtype, device=device)
     q, r = torch.linalg.qr(g)
     signs = torch.sign(torch.diagonal(r, dim1=-2, dim2=-1))
@@ -127,6 +137,11 @@ def sample_equiangular(
         raise ValueError(f"rho0 must lie in [0, 1], got {rho0!r}")
     if d < n and rho0 < 1.0:
         raise ValueError(f"an equiangular start with rho0={rho0} < 1 needs d >= n, got d={d}, n={n}")
+    systems = math.prod(_as_batch(batch))
+    _check_sample_memory(
+        4 * n * n + (2 * systems + 1) * n * d + (3 * systems * d * d if rotate else 0), dtype,
+        f"an equiangular start of {n} tokens in dimension {d} ({systems} systems)", device,
+    )
     eye = torch.eye(n, dtype=dtype, device=device)
     mean = torch.full((n, n), 1.0 / n, dtype=dtype, device=device)
     root = math.sqrt(1.0 - rho0) * (eye - mean) + math.sqrt(1.0 + (n - 1) * rho0) * mean

@@ -21,12 +21,11 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-import torch
 import xarray as xr
 
 from tokenswarm.experiments.mean_field import CONCENTRATIONS, LOCATIONS, WEIGHTS
 from tokenswarm.experiments.registry import RunContext, register
-from tokenswarm.fields.mlp import ACTIVATIONS
+from tokenswarm.kernels import ActivationName
 from tokenswarm.meanfield.circle import (
     CircleGrid,
     CircleModel,
@@ -47,7 +46,7 @@ class Params:
     beta: float = field(default=1.0, metadata={"min": 0, "max": 300, "help": "inverse temperature"})
     model: Literal["sa", "usa"] = field(default="sa", metadata={"help": "attention normalisation"})
     value: Literal["identity", "minus_identity"] = field(default="identity", metadata={"help": "V = I or V = -I"})
-    activation: str = field(default="tanh", metadata={"help": f"noise activation, one of {sorted(ACTIVATIONS)}"})
+    activation: ActivationName = field(default="tanh", metadata={"help": "noise activation"})
     rank: int = field(default=32, metadata={"min": 1, "help": "rank M of the random-MLP field"})
     sigma_u: float = field(default=0.5, metadata={"min": 0, "help": "first-layer bias scale"})
     sigma_w: float = field(default=0.0, metadata={"min": 0, "help": "output bias scale"})
@@ -58,21 +57,21 @@ class Params:
     runs: int = field(default=4, metadata={"min": 2, "help": "particle draws per n (same noise)"})
     samples: int = field(default=31, metadata={"min": 2, "help": "output times"})
 
+    def __post_init__(self):
+        if self.steps % (self.samples - 1):
+            raise ValueError(f"samples - 1 = {self.samples - 1} must divide steps = {self.steps}")
+
 
 @register(
     "common-noise-pde",
     title="SPDE with common noise on the circle against particles driven by the same noise",
     reference="2604.26898 §1 (SPDE, Prop. 1.2); MODELS.md §3.3",
     params=Params,
+    dtypes=("float64",),
+    dtype_reason="the SPDE remap conserves mass to 1e-12, a float64 statement",
     quick={"cells": 512, "steps": 100, "t_max": 1.0, "n": [250, 1000, 4000], "runs": 2, "samples": 6},
 )
 def run(p: Params, ctx: RunContext) -> Result:
-    if ctx.dtype != torch.float64:
-        raise ValueError("common-noise-pde runs in float64")
-    if p.activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {p.activation!r}")
-    if p.steps % (p.samples - 1):
-        raise ValueError(f"samples - 1 = {p.samples - 1} must divide steps = {p.steps}")
     grid = CircleGrid(p.cells, device=ctx.device)
     model = CircleModel(beta=p.beta, model=p.model, value=p.value)
     rho0 = von_mises_mixture(grid, LOCATIONS, CONCENTRATIONS, WEIGHTS)

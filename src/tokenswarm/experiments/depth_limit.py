@@ -27,6 +27,7 @@ import xarray as xr
 
 from tokenswarm.experiments.registry import RunContext, register
 from tokenswarm.fields import Attention
+from tokenswarm.kernels import ActivationName
 from tokenswarm.noise import BrownianPath, FieldNoise, ValueNoise
 from tokenswarm.plots import line_plot
 from tokenswarm.results import Result, claim_between
@@ -45,13 +46,20 @@ class Params:
     reference_layers: int = field(default=1024, metadata={"min": 2, "help": "fine reference grid (multiple of every L)"})
     weak_runs: int = field(default=20000, metadata={"min": 10, "help": "runs for the weak error"})
     strong_runs: int = field(default=400, metadata={"min": 10, "help": "runs for the strong error"})
-    activation: str = field(default="tanh", metadata={"help": "MLP activation"})
+    activation: ActivationName = field(default="tanh", metadata={"help": "MLP activation"})
     width: int = field(default=64, metadata={"min": 1, "help": "MLP width m of the depth study"})
     sigma_u: float = field(default=0.1, metadata={"min": 0, "help": "first-layer bias scale"})
     sigma_w: float = field(default=0.1, metadata={"min": 0, "help": "output bias scale"})
     widths: list[int] = field(default_factory=lambda: [2, 4, 8, 16, 32], metadata={"min": 1, "help": "widths m of the width study"})
     width_layers: int = field(default=2, metadata={"min": 1, "help": "depth of the width study"})
     width_runs: int = field(default=200000, metadata={"min": 10, "help": "runs per width"})
+
+    def __post_init__(self):
+        if any(self.reference_layers % L for L in self.layers) or self.reference_layers <= max(self.layers):
+            raise ValueError(
+                f"reference_layers = {self.reference_layers} must be a multiple of, and larger than, "
+                f"every L in layers = {self.layers}"
+            )
 
 
 def _slope(x, y) -> float:
@@ -154,8 +162,6 @@ def width_weak(p: Params, ctx: RunContext):
     quick={"weak_runs": 4000, "strong_runs": 100, "reference_layers": 512, "width_runs": 50000},
 )
 def run(p: Params, ctx: RunContext) -> Result:
-    if any(p.reference_layers % L for L in p.layers) or p.reference_layers <= max(p.layers):
-        raise ValueError("reference_layers must be a multiple of, and larger than, every L in layers")
     weak, weak_se, mean_rho = value_noise_weak(p, ctx)
     strong = random_mlp_strong(p, ctx)
     width, width_se, _ = width_weak(p, ctx)

@@ -27,7 +27,7 @@ from tokenswarm.sphere import project, retract, sample_uniform
 
 @dataclass
 class Params:
-    activation: list[str] = field(default_factory=lambda: ["relu", "tanh", "sigmoid"], metadata={"help": "MLP activations"})
+    activation: list[kernels.ActivationName] = field(default_factory=lambda: ["relu", "tanh", "sigmoid"], metadata={"help": "MLP activations"})
     d: int = field(default=5, metadata={"min": 2, "help": "dimension"})
     bias: float = field(default=0.1, metadata={"min": 0, "help": "sigma_u = sigma_w"})
     width: int = field(default=64, metadata={"min": 1, "help": "MLP width (the two-point covariance is exact for any width)"})

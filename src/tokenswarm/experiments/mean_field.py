@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-import torch
 import xarray as xr
 
 from tokenswarm.experiments.registry import RunContext, register
@@ -59,11 +58,11 @@ class Params:
     title="Particles converge to the mean-field density on the circle at rate n^(-1/2)",
     reference="2312.10794 §3 (continuity equation, Rem. 3.3); 2512.01868 §1.10 (noisy variant)",
     params=Params,
+    dtypes=("float64",),
+    dtype_reason="mass conservation to 1e-12 is a float64 statement",
     quick={"cells": 1024, "n": [100, 400, 1600, 6400], "t_max": 1.5, "runs": 3, "samples": 7, "step": 0.1},
 )
 def run(p: Params, ctx: RunContext) -> Result:
-    if ctx.dtype != torch.float64:
-        raise ValueError("mean-field runs in float64 (mass conservation to 1e-12 is a float64 statement)")
     grid = CircleGrid(p.cells, device=ctx.device)
     model = CircleModel(beta=p.beta, model=p.model, value=p.value, kappa=p.kappa)
     rho0 = von_mises_mixture(grid, LOCATIONS, CONCENTRATIONS, WEIGHTS)

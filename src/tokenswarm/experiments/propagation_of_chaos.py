@@ -20,6 +20,7 @@ import xarray as xr
 
 from tokenswarm.experiments.registry import RunContext, register
 from tokenswarm.fields import Attention
+from tokenswarm.kernels import ActivationName
 from tokenswarm.noise import BrownianPath, FieldNoise
 from tokenswarm.plots import line_plot
 from tokenswarm.results import Result, claim_between, claim_less
@@ -35,7 +36,7 @@ class Params:
     repeats: int = field(default=16, metadata={"min": 1, "help": "independent N-token samples per N"})
     beta: float = field(default=1.0, metadata={"min": 0, "help": "inverse temperature"})
     attention: float = field(default=1.0, metadata={"help": "attention sign/scale V = attention I"})
-    activation: str = field(default="relu", metadata={"help": "MLP activation"})
+    activation: ActivationName = field(default="relu", metadata={"help": "MLP activation"})
     rank: int = field(default=64, metadata={"min": 1, "help": "features of the finite-rank field"})
     bias: float = field(default=0.1, metadata={"min": 0, "help": "sigma_u = sigma_w"})
     t_max: float = field(default=1.0, metadata={"min_exclusive": 0, "help": "final time"})

@@ -51,6 +51,7 @@ __all__ = [
     "prepare",
     "parse_device",
     "parse_dtype",
+    "check_seed",
     "run_experiment",
 ]
 
@@ -129,6 +130,9 @@ class Experiment:
         params: params dataclass; its defaults are the full-size values.
         quick: overrides applied by ``--quick`` (explicit ``-p`` values still win).
         run: ``run(params, context) -> Result``.
+        dtypes: the precisions the experiment supports (``None``: all of :data:`DTYPES`);
+            another is refused as a usage error before anything runs.
+        dtype_reason: why only ``dtypes`` make sense, shown in that refusal.
     """
 
     name: str
@@ -137,6 +141,17 @@ class Experiment:
     params: type
     quick: Mapping[str, Any]
     run: RunFunction
+    dtypes: tuple[str, ...] | None = None
+    dtype_reason: str = ""
+
+    def check_dtype(self, dtype: torch.dtype) -> None:
+        """Raise :class:`UsageError` when the experiment does not support ``dtype``."""
+        text = str(dtype).removeprefix("torch.")
+        if self.dtypes is not None and text not in self.dtypes:
+            reason = f" ({self.dtype_reason})" if self.dtype_reason else ""
+            raise UsageError(
+                f"experiment '{self.name}' runs only in {' or '.join(self.dtypes)}{reason}; got --dtype {text}"
+            )
 
     def describe_parameters(self) -> str:
         return describe(self.params)
@@ -152,6 +167,8 @@ def register(
     reference: str,
     params: type,
     quick: Mapping[str, Any] | None = None,
+    dtypes: tuple[str, ...] | None = None,
+    dtype_reason: str = "",
 ) -> Callable[[RunFunctionT], RunFunctionT]:
     """Decorator registering ``run(params, context) -> Result`` under ``name``.
 
@@ -170,6 +187,8 @@ def register(
             f"experiment {name!r}: parameter names {reserved} are reserved for run settings "
             f"({', '.join(sorted(RESERVED_PARAMETER_NAMES))})"
         )
+    if dtypes is not None and not set(dtypes) <= set(DTYPES):
+        raise ValueError(f"experiment {name!r}: dtypes {dtypes} must be among {sorted(DTYPES)}")
     quick_overrides = dict(quick or {})
     try:
         parse_overrides(params, quick_overrides, experiment=name)
@@ -183,7 +202,9 @@ def register(
                 f"experiment name {name!r} is already registered by "
                 f"{existing.run.__module__}.{existing.run.__qualname__}"
             )
-        EXPERIMENTS[name] = Experiment(name, title, reference, params, quick_overrides, run)
+        EXPERIMENTS[name] = Experiment(
+            name, title, reference, params, quick_overrides, run, tuple(dtypes) if dtypes else None, dtype_reason
+        )
         return run
 
     return decorator
@@ -219,16 +240,20 @@ def get(name: str) -> Experiment:
         ) from None
 
 
-def prepare(name: str, overrides: Mapping[str, Any], *, quick: bool) -> tuple[Experiment, Any]:
-    """Look up ``name`` and parse its parameters, without running anything.
+def prepare(
+    name: str, overrides: Mapping[str, Any], *, quick: bool, dtype: str | torch.dtype | None = None
+) -> tuple[Experiment, Any]:
+    """Look up ``name`` and parse its parameters (and check ``dtype``), without running anything.
 
     Raises:
-        UsageError: unknown experiment, parameter or value.
+        UsageError: unknown experiment, parameter or value, or a precision it does not support.
     """
     experiment = get(name)
     params = parse_overrides(
         experiment.params, overrides, base=experiment.quick if quick else None, experiment=name
     )
+    if dtype is not None:
+        experiment.check_dtype(parse_dtype(dtype))
     return experiment, params
 
 
@@ -282,7 +307,8 @@ def parse_dtype(dtype: str | torch.dtype) -> torch.dtype:
     raise UsageError(f"invalid dtype {str(dtype)!r}; valid dtypes: {', '.join(DTYPES)}")
 
 
-def _check_seed(seed: int) -> int:
+def check_seed(seed: int) -> int:
+    """Return ``seed`` if it is an integer in [0, 2**63), else raise :class:`UsageError`."""
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
         raise UsageError(f"invalid seed {seed!r}; the seed must be an integer in [0, 2**63)")
     return seed
@@ -313,9 +339,9 @@ def run_experiment(
         UsageError: a mistake in the request; nothing has been run.
         Exception: whatever the experiment itself raises, unchanged.
     """
-    experiment, params = prepare(name, overrides, quick=quick)
+    experiment, params = prepare(name, overrides, quick=quick, dtype=dtype)
     context = RunContext(
-        seed=_check_seed(seed),
+        seed=check_seed(seed),
         device=parse_device(device),
         dtype=parse_dtype(dtype),
         out_dir=pathlib.Path(out_dir).resolve(),

@@ -35,7 +35,7 @@ class Params:
     beta: float = field(default=1.0, metadata={"min_exclusive": 0, "help": "inverse temperature"})
     d: list[int] = field(default_factory=lambda: [5, 64, 128], metadata={"min": 2, "help": "dimensions"})
     bias: list[float] = field(default_factory=lambda: [0.0, 0.1], metadata={"min": 0, "help": "sigma_u = sigma_w"})
-    activation: list[str] = field(default_factory=lambda: ["relu", "silu", "sigmoid", "tanh"], metadata={"help": "activations"})
+    activation: list[kernels.ActivationName] = field(default_factory=lambda: ["relu", "silu", "sigmoid", "tanh"], metadata={"help": "activations"})
     attention: list[float] = field(default_factory=lambda: [1.0, 0.0, -1.0], metadata={"help": "attention sign (V = sign I)"})
     width: int = field(default=256, metadata={"min": 1, "help": "MLP width m"})
     runs: int = field(default=8, metadata={"min": 2, "help": "independent runs per configuration"})

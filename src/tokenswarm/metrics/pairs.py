@@ -11,6 +11,8 @@ from typing import NamedTuple
 
 import torch
 
+from tokenswarm.budget import check_memory
+
 from tokenswarm.metrics._checks import check_delta, check_tokens
 
 __all__ = [
@@ -33,6 +35,8 @@ def gram(x: torch.Tensor) -> torch.Tensor:
         shape ``(*batch, n, n)``, same dtype and device as ``x``.
     """
     check_tokens(x)
+    n = x.shape[-2]
+    check_memory(3 * (x.numel() // x.shape[-1]) * n * x.element_size(), f"pairwise inner products of {tuple(x.shape)} tokens", x.device)
     return x @ x.mT
 
 

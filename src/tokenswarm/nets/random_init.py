@@ -27,6 +27,7 @@ from torch import nn
 
 from tokenswarm.fields.attention import Attention
 from tokenswarm.fields.mlp import ACTIVATIONS
+from tokenswarm.budget import check_steps
 from tokenswarm.sphere import retract
 
 __all__ = ["ValueNoiseTransformer", "HybridTransformer", "RandomMLPTransformer"]
@@ -36,6 +37,7 @@ class ValueNoiseTransformer(nn.Module):
     def __init__(self, layers: int, *, beta: float = 1.0, sigma2: float | None = None, t_max: float = 1.0,
                  residual_exponent: float = 0.5, deterministic: bool = False):
         super().__init__()
+        check_steps(layers, f"a network of {layers} layers")
         if layers < 1:
             raise ValueError(f"layers must be >= 1, got {layers}")
         self.layers, self.sigma2, self.t_max = layers, sigma2, t_max
@@ -65,6 +67,7 @@ class HybridTransformer(nn.Module):
     def __init__(self, layers: int, *, beta: float = 1.0, eps: float = 1.0, t_max: float = 1.0,
                  law: Literal["gaussian", "rademacher"] = "gaussian"):
         super().__init__()
+        check_steps(layers, f"a network of {layers} layers")
         self.layers, self.eps, self.t_max, self.law = layers, eps, t_max, law
         self.attention = Attention(beta, normalization="usa")
 
@@ -83,6 +86,7 @@ class RandomMLPTransformer(nn.Module):
                  attention_sign: float = 1.0, sigma_u: float = 0.0, sigma_w: float = 0.0, t_max: float = 1.0,
                  deterministic: bool = False):
         super().__init__()
+        check_steps(layers, f"a network of {layers} layers")
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
         self.layers, self.width, self.activation = layers, width, activation

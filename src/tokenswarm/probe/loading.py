@@ -147,11 +147,48 @@ def _shards(index_file: pathlib.Path) -> tuple[pathlib.Path, ...]:
         shard_names = sorted(set(index["weight_map"].values()))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError):
         raise ProbeError(f"corrupt weight index {index_file}: expected JSON with a 'weight_map'") from None
+    for name in shard_names:
+        # A shard must be a file of this directory: an index naming "../x" or "/x" would make
+        # the probe read files outside the folder the user pointed it at.
+        if not isinstance(name, str) or not name or name in {".", ".."} or "/" in name or "\\" in name or "\x00" in name:
+            raise ProbeError(
+                f"weight index {index_file} names {name!r}, which is not a file inside the model directory"
+            )
     shards = tuple(index_file.parent / name for name in shard_names)
     missing = [shard.name for shard in shards if not shard.is_file()]
     if missing:
         raise ProbeError(f"{index_file} lists missing weight files: {', '.join(missing)}")
     return shards
+
+
+#: Files from which Transformers can build a tokenizer: one of these sets must be complete.
+TOKENIZER_SOURCES = (
+    ("tokenizer.json",),                 # a fast tokenizer, any algorithm
+    ("vocab.txt",),                      # WordPiece (BERT family)
+    ("vocab.json", "merges.txt"),        # byte-level BPE (GPT-2, RoBERTa)
+    ("spiece.model",),                   # SentencePiece (T5, ALBERT)
+    ("tokenizer.model",),                # SentencePiece (Llama)
+    ("sentencepiece.bpe.model",),        # SentencePiece (XLM-R)
+)
+
+
+def _check_tokenizer(directory: pathlib.Path) -> None:
+    """Refuse a directory without tokenizer files: Transformers would fall back to a tokenizer
+    that maps every word to [UNK] and the probe would report metrics of meaningless tokens."""
+    present = {file.name for file in directory.iterdir() if file.is_file()}
+    if any(all(name in present for name in source) for source in TOKENIZER_SOURCES):
+        return
+    partial = [
+        f"{' + '.join(source)} (missing {', '.join(name for name in source if name not in present)})"
+        for source in TOKENIZER_SOURCES
+        if len(source) > 1 and any(name in present for name in source)
+    ]
+    hint = f"; incomplete: {'; '.join(partial)}" if partial else ""
+    raise ProbeError(
+        f"{directory} has no tokenizer files: expected one of "
+        + ", ".join(" + ".join(source) for source in TOKENIZER_SOURCES)
+        + f"{hint}; found {', '.join(sorted(present)) or 'no files'}"
+    )
 
 
 def check_model_directory(path: str | os.PathLike[str], *, allow_pickle: bool = False) -> ModelDirectory:
@@ -160,7 +197,7 @@ def check_model_directory(path: str | os.PathLike[str], *, allow_pickle: bool = 
     Raises:
         ProbeError: missing or not a directory, no or invalid ``config.json``, no weights,
             only pickle weights and ``allow_pickle`` false, a corrupt safetensors file or
-            weight index.
+            weight index (or one naming a file outside the directory), no tokenizer files.
     """
     directory = pathlib.Path(path).expanduser()
     if not directory.exists():
@@ -187,6 +224,7 @@ def check_model_directory(path: str | os.PathLike[str], *, allow_pickle: bool = 
     if weights:
         for file in weights:
             _check_safetensors(file)
+        _check_tokenizer(directory)
         return ModelDirectory(directory, config, weights, safetensors=True)
 
     pickles = tuple(sorted(
@@ -200,6 +238,7 @@ def check_model_directory(path: str | os.PathLike[str], *, allow_pickle: bool = 
                 f"{directory} has only pickle weights ({names}), which can run arbitrary code when loaded; "
                 "convert them to safetensors or pass --allow-pickle (allow_pickle=True) if you trust the source"
             )
+        _check_tokenizer(directory)
         return ModelDirectory(directory, config, pickles, safetensors=False)
     others = [name for name in OTHER_FORMATS if (directory / name).exists()]
     if others:

@@ -6,6 +6,7 @@ Problem (the field), method (a :class:`~tokenswarm.solve.methods.Method`) and po
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field as dataclass_field
@@ -13,7 +14,9 @@ from typing import Any
 
 import torch
 
+from tokenswarm.budget import check_memory, check_steps
 from tokenswarm.fields.base import Field
+from tokenswarm.progress import progress_bar
 from tokenswarm.solve.methods import METHODS, Authors, DormandPrince, Method
 from tokenswarm.sphere import retract
 
@@ -56,6 +59,17 @@ def _check_finite(x: torch.Tensor, t: float, step: int) -> None:
         raise NonFiniteStateError(
             f"non-finite token state at t = {t:.6g} (step {step}); reduce the step, beta, or use float64"
         )
+
+
+def _check_budget(x0: torch.Tensor, times: torch.Tensor, method: Method, step: float | None, *, observe_given: bool) -> None:
+    """Refuse before the first step what would not fit in memory or would take too many steps."""
+    state = x0.numel() * x0.element_size()
+    recorded = 0 if observe_given else times.numel() * state
+    check_memory(recorded + 8 * state, f"integrating {tuple(x0.shape)} tokens to {times.numel()} output times", x0.device)
+    if not isinstance(method, DormandPrince):
+        spans = times.diff()
+        count = float(torch.ceil(spans / step - 1e-9).clamp(min=0).sum()) if spans.numel() else 0.0
+        check_steps(count, f"integrating from t = {float(times[0]):g} to {float(times[-1]):g} with step {step:g}")
 
 
 def _stack(records: list) -> Any:
@@ -130,6 +144,7 @@ def integrate(
             times = torch.cat([times.new_tensor([t0]), times])
     if not isinstance(method, DormandPrince) and (step is None or not step > 0):
         raise ValueError(f"method {method.name!r} needs a step > 0, got step={step!r}")
+    observe_given = observe is not None
     observe = observe or (lambda state: state)
 
     basis = None
@@ -155,6 +170,7 @@ def integrate(
     if isinstance(method, Authors) and authors_usa_step:
         step = Authors.effective_step(field, step)
 
+    _check_budget(x0, times, method, step, observe_given=observe_given)
     stepper = _adaptive if isinstance(method, DormandPrince) else _fixed
     records, stats = stepper(field, x, times, method, step, rtol, atol, record, max_steps, progress)
     records = records[len(times) - len(requested):]  # drop the start state when t0 was prepended
@@ -168,15 +184,23 @@ def integrate(
     )
 
 
-def _progress_bar(enabled: bool, total: float):
-    if not enabled:
-        return None
-    from rich.progress import Progress
+class _Progress:
+    """A :func:`tokenswarm.progress.progress_bar` held open across a solver loop (time units)."""
 
-    bar = Progress(transient=True)
-    bar.start()
-    bar.add_task("integrating", total=total)
-    return bar
+    def __init__(self, enabled: bool, total: float, description: str = "integrating") -> None:
+        self._stack = contextlib.ExitStack()
+        self._bar = self._stack.enter_context(progress_bar(total, description)) if enabled else None
+
+    def advance(self, amount: float) -> None:
+        if self._bar is not None:
+            self._bar.advance(amount)
+
+    def stop(self) -> None:
+        self._stack.close()
+
+
+def _progress_bar(enabled: bool, total: float) -> _Progress:
+    return _Progress(enabled, total)
 
 
 def _fixed(field, x, times, method, step, rtol, atol, record, max_steps, progress):
@@ -196,11 +220,9 @@ def _fixed(field, x, times, method, step, rtol, atol, record, max_steps, progres
                 if steps > max_steps:
                     raise RuntimeError(f"more than max_steps={max_steps} steps")
             records.append(record(x))
-            if bar is not None:
-                bar.update(bar.task_ids[0], advance=span)
+            bar.advance(span)
     finally:
-        if bar is not None:
-            bar.stop()
+        bar.stop()
     return records, {"steps": steps, "evaluations": steps * method.evaluations_per_step, "rejected": 0}
 
 
@@ -233,8 +255,7 @@ def _adaptive(field, x, times, method, step, rtol, atol, record, max_steps, prog
                     x = retract(x_new)
                     t += h_try
                     steps += 1
-                    if bar is not None:
-                        bar.update(bar.task_ids[0], advance=h_try)
+                    bar.advance(h_try)
                 else:
                     rejected += 1
                 factor = 5.0 if ratio == 0 else min(5.0, max(0.2, 0.9 * ratio ** (-1 / 5)))
@@ -245,6 +266,5 @@ def _adaptive(field, x, times, method, step, rtol, atol, record, max_steps, prog
                     raise RuntimeError(f"step size underflow at t = {t:.6g}")
             records.append(record(x))
     finally:
-        if bar is not None:
-            bar.stop()
+        bar.stop()
     return records, {"steps": steps, "evaluations": evaluations, "rejected": rejected}

@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from tokenswarm.budget import check_memory, check_steps
+
 from tokenswarm.fields.base import Field
 from tokenswarm.noise import CommonNoise
 from tokenswarm.solve.ode import Trajectory, _check_finite, _progress_bar, _stack
@@ -74,6 +76,10 @@ def integrate_sde(
     if increments is not None and increments.shape[0] != steps:
         raise ValueError(f"increments has {increments.shape[0]} steps, expected {steps}")
     save_every = steps if save_every is None else int(save_every)
+    check_steps(steps, f"an SDE run of {steps} steps")
+    records = steps // max(save_every, 1) + 1
+    check_memory((records if observe is None else 0) * x0.numel() * x0.element_size() + 8 * x0.numel() * x0.element_size(),
+                 f"an SDE run of {tuple(x0.shape)} tokens", x0.device)
     observe = observe or (lambda state: state)
     batch, n, d = x0.shape[:-2], x0.shape[-2], x0.shape[-1]
     dt = t_max / steps
@@ -111,11 +117,9 @@ def integrate_sde(
             if (k + 1) % save_every == 0 or k + 1 == steps:
                 records.append(observe(x))
                 times.append((k + 1) * dt)
-            if bar is not None:
-                bar.update(bar.task_ids[0], advance=dt)
+            bar.advance(dt)
     finally:
-        if bar is not None:
-            bar.stop()
+        bar.stop()
     return Trajectory(
         times=torch.as_tensor(np.asarray(times)), states=_stack(records), method=f"sde-{method}",
         steps=steps, evaluations=steps * (1 if method == "euler" else 2),
