@@ -26,6 +26,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Annotated, Any, Literal, NoReturn
 
 import typer
+import typer.core
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -44,7 +45,32 @@ EXTRA_EXPERIMENTS_ENV = "TOKENSWARM_EXTRA_EXPERIMENTS"
 USAGE_EXIT_CODE = 2
 ERROR_EXIT_CODE = 1
 
+class _OneLineErrors(typer.core.TyperGroup):
+    """Command-line mistakes caught by click (a malformed number, an unknown option) are
+    printed like tokenswarm's own: one ``error:`` line on stderr and exit code 2, instead of
+    a usage box of several lines."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except typer.TyperException as error:  # typer's own click: its UsageError and friends
+            context = getattr(error, "ctx", None)
+            if type(error).__name__ == "NoArgsIsHelpError":
+                pass  # typer has already printed the help
+            else:
+                where = f" (see '{context.command_path} --help')" if context is not None else ""
+                _print_error(f"{error.format_message()}{where}")
+            sys.exit(getattr(error, "exit_code", USAGE_EXIT_CODE))
+        except typer.Abort:
+            _print_error("aborted")
+            sys.exit(1)
+        sys.exit(code or 0)
+
+
 app = typer.Typer(
+    cls=_OneLineErrors,
     name="tokenswarm",
     help="Transformers as interacting particle systems on the sphere: run the papers' experiments.",
     add_completion=False,
@@ -87,7 +113,16 @@ def _stdout() -> Console:
 def _print_error(message: str) -> None:
     # Plain print rather than rich: the message must not be re-wrapped or styled, since
     # scripts and tests search it for the valid choices it names.
-    print(f"error: {message}", file=sys.stderr)
+    print(f"error: {escape_controls(message)}", file=sys.stderr)
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with control characters (also newlines) written as escapes, so that a user's
+    input echoed in a message can neither break it into several lines nor drive the terminal."""
+    return "".join(
+        character if character.isprintable() or character == " " else character.encode("unicode_escape").decode("ascii")
+        for character in text
+    )
 
 
 def _usage_failure(message: str) -> NoReturn:
@@ -110,7 +145,8 @@ def _usage_errors(import_failures: Sequence[ImportFailure] = ()) -> Iterator[Non
 
 @contextlib.contextmanager
 def _resource_errors() -> Iterator[None]:
-    """A run refused by its resource estimate, or out of memory anyway: one line, exit 2.
+    """A run refused by its resource estimate, out of memory anyway, or numerically out of
+    its range (a non-finite state): one line, exit 2.
 
     The estimates (:mod:`tokenswarm.budget`) refuse before allocating; an allocation that
     still fails (an estimate that was too low) is reported the same way rather than as a
@@ -120,6 +156,10 @@ def _resource_errors() -> Iterator[None]:
         yield
     except budget.ResourceLimitError as error:
         _usage_failure(str(error))
+    except FloatingPointError as error:
+        # Non-finite states (NonFiniteStateError) or a numerical scheme leaving its domain:
+        # the parameters asked for more than the method can do; the message names the remedy.
+        _usage_failure(f"the computation left its valid range: {str(error).strip().splitlines()[0]}")
     except (MemoryError, RuntimeError) as error:
         if not _is_out_of_memory(error):
             raise
