@@ -15,8 +15,14 @@ Rules:
 * When the block finishes, the old target (if any) is renamed aside to
   ``.NAME.old-<pid>-<random>``, the partial directory is renamed to ``NAME`` and the old
   one is deleted: a reader sees the complete old run or the complete new one.
-* If the block raises or is interrupted (SIGINT/SIGTERM raise :class:`Interrupted`), the
-  partial directory is removed and the target is left as it was. A SIGKILL cannot be
+* If the block raises, the partial directory is removed and the target is left as it
+  was. On SIGINT/SIGTERM the handler (installed by the CLI for the whole process, and by
+  :class:`RunDirectory` while it builds) removes the partial directories being built,
+  writes one ``error: interrupted by SIG...`` line to stderr and ends the process with
+  exit code 130/143 (``os._exit``: raising an exception from a signal handler can abort
+  the process when it unwinds through C++ frames, e.g. during ``import torch``). During
+  the two renames of a swap the signal is held back and handled right after, so the
+  target is always the complete old or the complete new run. A SIGKILL cannot be
   handled: it leaves the target intact and a partial directory behind, which the next
   run into the same target removes (only partial/old directories carrying the marker
   and naming a process that no longer exists).
@@ -41,7 +47,6 @@ import secrets
 import shutil
 import signal
 import stat
-import sys
 import threading
 from collections.abc import Iterable, Iterator
 from types import FrameType
@@ -52,7 +57,7 @@ from tokenswarm.params import UsageError
 __all__ = [
     "MARKER",
     "RunDirError",
-    "Interrupted",
+    "interruption_message",
     "RunDirectory",
     "parse_out",
     "printable",
@@ -61,6 +66,7 @@ __all__ = [
     "written_entries",
     "is_tokenswarm_directory",
     "install_signal_handlers",
+    "exit_on_interrupt",
 ]
 
 MARKER = ".tokenswarm-run"
@@ -77,46 +83,68 @@ class RunDirError(UsageError):
     """An output directory that tokenswarm must not or cannot write (exit code 2)."""
 
 
-class Interrupted(BaseException):
-    """SIGINT or SIGTERM arrived; a BaseException so ``except Exception`` cannot swallow it."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-        self.target: pathlib.Path | None = None
-
-    @property
-    def exit_code(self) -> int:
-        return 128 + self.signum
-
-    def message(self) -> str:
-        name = signal.Signals(self.signum).name
-        where = f"; {printable(str(self.target))} was left as it was" if self.target is not None else ""
-        return f"interrupted by {name}{where}"
+#: Builds in progress in this process (their partial directories go on SIGINT/SIGTERM)
+#: and targets completed since; read by the signal handler.
+_BUILDING: list[RunDirectory] = []
+_COMPLETED: list[pathlib.Path] = []
+#: While > 0 (a swap or a cleanup is running) a signal is recorded, not handled.
+_held = 0
+_pending: list[int] = []
+_exit = os._exit  # replaced by tests that watch the handler
 
 
-def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
-    raise Interrupted(signum)
+def interruption_message(signum: int) -> str:
+    """The one line printed when ``signum`` ends the process now."""
+    name = signal.Signals(signum).name
+    if _BUILDING:
+        shown = ", ".join(stage.shown for stage in _BUILDING)
+        return f"interrupted by {name}; {shown} was left as it was"
+    if _COMPLETED:
+        return f"interrupted by {name} after {printable(str(_COMPLETED[-1]))} was complete"
+    return f"interrupted by {name}"
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    """SIGINT/SIGTERM: remove partial builds, write one line, exit 128 + signum."""
+    global _held
+    if _held:
+        _pending.append(signum)
+        return
+    _held += 1  # a second signal while cleaning up is only recorded
+    try:
+        message = interruption_message(signum)
+        for stage in list(_BUILDING):
+            stage._remove_partial()
+        with contextlib.suppress(OSError):
+            # os.write, not print: the handler may run in the middle of a print to stderr
+            os.write(2, f"error: {message}\n".encode("utf-8", "backslashreplace"))
+        _exit(128 + signum)
+    finally:  # reached only when _exit is replaced (tests)
+        _held -= 1
+        _pending.clear()
 
 
 def install_signal_handlers() -> None:
-    """Make SIGINT and SIGTERM raise :class:`Interrupted` (main thread only)."""
+    """Handle SIGINT and SIGTERM as the module docstring says (main thread only)."""
     if threading.current_thread() is threading.main_thread():
         for signum in _SIGNALS:
-            signal.signal(signum, _raise_interrupted)
+            signal.signal(signum, _on_signal)
 
 
 @contextlib.contextmanager
-def _signals_blocked() -> Iterator[None]:
-    """Hold SIGINT/SIGTERM back while renaming or cleaning up (delivered afterwards)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+def _signals_held() -> Iterator[None]:
+    """Record SIGINT/SIGTERM instead of handling them, and handle them afterwards."""
+    global _held
+    _held += 1
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        _held -= 1
+        if not _held and _pending:
+            signum = _pending[0]
+            _pending.clear()
+            if signal.getsignal(signum) is _on_signal:
+                _on_signal(signum, None)
 
 
 def printable(text: str) -> str:
@@ -320,7 +348,9 @@ class RunDirectory:
 
     Args:
         target: the directory the user asked for (``--out``).
-        handle_signals: make SIGINT/SIGTERM raise :class:`Interrupted` while building.
+        handle_signals: install the SIGINT/SIGTERM handler (remove the partial directory,
+            one line, exit 130/143) while building; the CLI installs it for the whole
+            process anyway.
     """
 
     def __init__(self, target: str | os.PathLike[str], *, handle_signals: bool = True) -> None:
@@ -351,13 +381,15 @@ class RunDirectory:
         _clean_stale_siblings(self.target)
         _check_target(self.target, self.shown)  # a cleanup may have restored an old run
         partial = parent / f".{self.target.name}.partial-{os.getpid()}-{secrets.token_hex(4)}"
-        try:
-            partial.mkdir()
-            write_marker(partial, [], merge=False)
-        except OSError as error:
-            shutil.rmtree(partial, ignore_errors=True)
-            raise RunDirError(f"cannot write next to --out {self.shown}: {_describe_os_error(error)}") from None
-        self.partial = partial
+        with _signals_held():
+            try:
+                partial.mkdir()
+                self.partial = partial
+                _BUILDING.append(self)
+                write_marker(partial, [], merge=False)
+            except OSError as error:
+                self._remove_partial()
+                raise RunDirError(f"cannot write next to --out {self.shown}: {_describe_os_error(error)}") from None
         return self
 
     def final_path(self, path: str | os.PathLike[str]) -> str:
@@ -370,7 +402,7 @@ class RunDirectory:
         assert self.partial is not None
         if self.handle_signals and threading.current_thread() is threading.main_thread():
             for signum in _SIGNALS:
-                self._previous_handlers[signum] = signal.signal(signum, _raise_interrupted)
+                self._previous_handlers[signum] = signal.signal(signum, _on_signal)
         return self.partial
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: Any) -> None:
@@ -378,27 +410,30 @@ class RunDirectory:
             if error is None:
                 self._commit()
             else:
-                self._discard()
-                if isinstance(error, Interrupted) and error.target is None:
-                    error.target = self.requested
+                with _signals_held():
+                    self._remove_partial()
         finally:
             for signum, handler in self._previous_handlers.items():
                 signal.signal(signum, handler)
             self._previous_handlers.clear()
 
-    def _discard(self) -> None:
-        if self.partial is not None:
-            with _signals_blocked():
-                shutil.rmtree(self.partial, ignore_errors=True)
-            self.partial = None
+    def _remove_partial(self) -> None:
+        """Delete the partial directory (retried: another thread may still be writing)."""
+        partial, self.partial = self.partial, None
+        if self in _BUILDING:
+            _BUILDING.remove(self)
+        for _ in range(3):
+            if partial is None or not os.path.lexists(partial):
+                return
+            shutil.rmtree(partial, ignore_errors=True)
 
     def _commit(self) -> None:
         assert self.partial is not None
         partial = self.partial
-        try:
-            entries = [child.name for child in partial.iterdir() if child.name != MARKER]
-            write_marker(partial, entries, merge=False)  # the run now lists what it holds
-            with _signals_blocked():
+        with _signals_held():
+            try:
+                entries = [child.name for child in partial.iterdir() if child.name != MARKER]
+                write_marker(partial, entries, merge=False)  # the run now lists what it holds
                 _check_target(self.target, self.shown)  # nobody wrote into it meanwhile
                 retired = None
                 if self.target.exists():
@@ -414,22 +449,29 @@ class RunDirectory:
                         os.replace(retired, self.target)
                     raise
                 self.partial = None
+                _BUILDING.remove(self)
+                _COMPLETED.append(self.requested)
                 if retired is not None:
                     shutil.rmtree(retired, ignore_errors=True)
-        except OSError as error:
-            self._discard()
-            raise RunDirError(f"cannot write --out {self.shown}: {_describe_os_error(error)}") from None
-        except BaseException:
-            self._discard()
-            raise
+            except OSError as error:
+                self._remove_partial()
+                raise RunDirError(f"cannot write --out {self.shown}: {_describe_os_error(error)}") from None
+            except BaseException:
+                self._remove_partial()
+                raise
 
 
 def exit_on_interrupt(main: Any) -> None:
-    """Call ``main()``; SIGINT/SIGTERM exit 130/143 with one ``error:`` line, no traceback."""
+    """Install the SIGINT/SIGTERM handler for the whole process, then call ``main()``.
+
+    Once ``main`` is done (its outputs complete) the two signals are ignored: Python
+    restores their default action while it shuts down, and a signal then would kill the
+    process (exit -15/-2) after it finished its work.
+    """
     install_signal_handlers()
     try:
         main()
-    except Interrupted as interrupted:
-        with _signals_blocked():
-            print(f"error: {interrupted.message()}", file=sys.stderr, flush=True)
-        raise SystemExit(interrupted.exit_code) from None
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            for signum in _SIGNALS:
+                signal.signal(signum, signal.SIG_IGN)
