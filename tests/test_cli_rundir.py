@@ -175,10 +175,10 @@ def test_signals_at_the_moment_of_writing_leave_the_finished_run_intact(
         process.send_signal(sig)
     for sig, (target, sentinel, before, process) in cases.items():
         stdout, stderr = process.communicate(timeout=60)
+        assert_consistent_run(target, seed=1)
+        assert snapshot(target) == before  # not one byte of the finished run changed
         assert process.returncode == EXIT_CODES[sig], (sig, stderr)
         assert stdout == ""
-        assert snapshot(target) == before  # not one byte of the finished run changed
-        assert_consistent_run(target, seed=1)
         if sig == signal.SIGKILL:
             # cannot be handled: the partial directory stays, recognisable by its marker
             (partial,) = leftovers(target.parent, "run")
@@ -267,10 +267,10 @@ def test_reproduce_interrupted_keeps_the_finished_report(
     wait_for(sentinel, process)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=60)
+    assert_consistent_run(report / "fake_slow", seed=1)
+    assert snapshot(report) == before
     assert process.returncode == 143, stderr
     assert "Traceback" not in stderr and stderr.strip().splitlines()[-1].startswith("error: interrupted by SIGTERM")
-    assert snapshot(report) == before
-    assert_consistent_run(report / "fake_slow", seed=1)
     assert leftovers(tmp_path, "report") == []
 
 
@@ -295,8 +295,14 @@ def test_run_replaces_a_finished_run_and_reports_final_paths(finished_run: pathl
                                                              slow_registry: None) -> None:
     target = tmp_path / "run"
     shutil.copytree(finished_run, target)
+    # the old run had one more output than the new one will write: it must not survive
+    (target / "older.png").write_bytes((target / "noise.png").read_bytes())
+    summary = json.loads((target / "result.json").read_text())
+    summary["outputs"].insert(0, "older.png")
+    (target / "result.json").write_text(json.dumps(summary))
     result = invoke("run", "fake_slow", "--seed", "2", "--json", "--out", str(target))
     assert result.exit_code == 0, result.output
+    assert not (target / "older.png").exists()
     assert_consistent_run(target, seed=2)
     summary = json.loads(result.stdout)
     assert set(summary) == {"experiment", "params", "metrics", "claims", "outputs", "seconds"}
