@@ -295,7 +295,9 @@ def test_run_replaces_a_finished_run_and_reports_final_paths(finished_run: pathl
                                                              slow_registry: None) -> None:
     target = tmp_path / "run"
     shutil.copytree(finished_run, target)
-    # the old run had one more output than the new one will write: it must not survive
+    # an old run (from before the marker existed) had one more output than the new one
+    # will write: it must not survive
+    (target / MARKER).unlink(missing_ok=True)
     (target / "older.png").write_bytes((target / "noise.png").read_bytes())
     summary = json.loads((target / "result.json").read_text())
     summary["outputs"].insert(0, "older.png")
