@@ -66,6 +66,17 @@ def test_a_finished_run_is_replaced_whole(tmp_path: pathlib.Path) -> None:
     assert siblings(tmp_path) == []
 
 
+def test_a_symlink_to_a_run_stays_a_symlink(tmp_path: pathlib.Path) -> None:
+    real = tmp_path / "real"
+    finished(real, "old")
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    with RunDirectory(link, handle_signals=False) as partial:
+        (partial / "n.txt").write_text("new")
+    assert link.is_symlink() and sorted(listing(real)) == [MARKER, "n.txt"]
+    assert siblings(tmp_path, "real") == [] and siblings(tmp_path, "link") == []
+
+
 def test_an_empty_directory_is_accepted(tmp_path: pathlib.Path) -> None:
     target = tmp_path / "run"
     target.mkdir()

@@ -356,7 +356,8 @@ class RunDirectory:
     def __init__(self, target: str | os.PathLike[str], *, handle_signals: bool = True) -> None:
         self.requested = pathlib.Path(target)
         self.shown = printable(os.fspath(target))
-        self.target = pathlib.Path(os.path.abspath(target))
+        # the real location (as Result.save resolves it); a symlink to a run stays a symlink
+        self.target = pathlib.Path(os.path.realpath(target))
         self.partial: pathlib.Path | None = None
         self.handle_signals = handle_signals
         self._previous_handlers: dict[int, Any] = {}
