@@ -90,10 +90,9 @@ def test_a_failed_or_interrupted_build_leaves_the_old_run(tmp_path: pathlib.Path
     target = tmp_path / "run"
     finished(target, "old")
     before = listing(target)
-    with pytest.raises(type(error)):
-        with RunDirectory(target, handle_signals=False) as partial:
-            (partial / "a.txt").write_text("half")
-            raise error
+    with pytest.raises(type(error)), RunDirectory(target, handle_signals=False) as partial:
+        (partial / "a.txt").write_text("half")
+        raise error
     assert listing(target) == before
     assert siblings(tmp_path) == []
 
@@ -237,13 +236,12 @@ def test_a_signal_while_building_removes_the_partial_and_exits_with_one_line(
     finished(target, "old")
     before = listing(target)
     capfd.readouterr()
-    with pytest.raises(SystemExit) as caught:
-        with RunDirectory(target) as partial:
-            (partial / "a.txt").write_text("half")
-            os.kill(os.getpid(), signum)
-            for _ in range(1000):  # the handler runs at the next bytecode boundary
-                pass
-            raise AssertionError("the handler did not end the build")
+    with pytest.raises(SystemExit) as caught, RunDirectory(target) as partial:
+        (partial / "a.txt").write_text("half")
+        os.kill(os.getpid(), signum)
+        for _ in range(1000):  # the handler runs at the next bytecode boundary
+            pass
+        raise AssertionError("the handler did not end the build")
     assert caught.value.code == code
     assert listing(target) == before and siblings(tmp_path) == []
     name = signal.Signals(signum).name
@@ -265,10 +263,9 @@ def test_signal_during_the_swap_is_held_back_until_it_is_complete(
         return real_replace(source, destination)
 
     capfd.readouterr()
-    with pytest.raises(SystemExit) as caught:
-        with RunDirectory(target) as partial:
-            (partial / "n.txt").write_text("new")
-            monkeypatch.setattr(rundir.os, "replace", replace_and_signal)
+    with pytest.raises(SystemExit) as caught, RunDirectory(target) as partial:
+        (partial / "n.txt").write_text("new")
+        monkeypatch.setattr(rundir.os, "replace", replace_and_signal)
     monkeypatch.setattr(rundir.os, "replace", real_replace)
     assert caught.value.code == 143
     assert sorted(listing(target)) == [MARKER, "n.txt"]  # swapped in completely

@@ -30,8 +30,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from tokenswarm.experiments import ImportFailure, load_all, load_for
 from tokenswarm import rundir
+from tokenswarm.experiments import ImportFailure, load_all, load_for
 from tokenswarm.experiments import registry
 from tokenswarm.params import UsageError, param_specs, parse_key_values
 from tokenswarm.progress import progress_bar

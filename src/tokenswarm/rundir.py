@@ -49,7 +49,7 @@ import signal
 import stat
 import threading
 from collections.abc import Iterable, Iterator
-from types import FrameType
+from types import FrameType, TracebackType
 from typing import Any
 
 from tokenswarm.params import UsageError
@@ -57,16 +57,16 @@ from tokenswarm.params import UsageError
 __all__ = [
     "MARKER",
     "RunDirError",
-    "interruption_message",
     "RunDirectory",
+    "exit_on_interrupt",
+    "foreign_entries",
+    "install_signal_handlers",
+    "interruption_message",
+    "is_tokenswarm_directory",
     "parse_out",
     "printable",
     "write_marker",
-    "foreign_entries",
     "written_entries",
-    "is_tokenswarm_directory",
-    "install_signal_handlers",
-    "exit_on_interrupt",
 ]
 
 MARKER = ".tokenswarm-run"
@@ -113,8 +113,8 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
     _held += 1  # a second signal while cleaning up is only recorded
     try:
         message = interruption_message(signum)
-        for stage in list(_BUILDING):
-            stage._remove_partial()
+        while _BUILDING:  # _remove_partial takes the stage off the list
+            _BUILDING[-1]._remove_partial()
         with contextlib.suppress(OSError):
             # os.write, not print: the handler may run in the middle of a print to stderr
             os.write(2, f"error: {message}\n".encode("utf-8", "backslashreplace"))
@@ -231,9 +231,10 @@ def _entries_written(directory: pathlib.Path) -> set[str] | None:
     if (directory / _REPORT_FILE).is_file():  # a report written before the marker existed
         entries = {_REPORT_FILE}
         for child in directory.iterdir():
-            if child.name != _REPORT_FILE and child.is_dir() and not child.is_symlink():
-                if _legacy_run_entries(child) is not None or {p.name for p in child.iterdir()} <= {"error.txt"}:
-                    entries.add(child.name)
+            if child.name == _REPORT_FILE or not child.is_dir() or child.is_symlink():
+                continue
+            if _legacy_run_entries(child) is not None or {p.name for p in child.iterdir()} <= {"error.txt"}:
+                entries.add(child.name)
         return entries
     return None
 
@@ -406,7 +407,7 @@ class RunDirectory:
                 self._previous_handlers[signum] = signal.signal(signum, _on_signal)
         return self.partial
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: Any) -> None:
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
         try:
             if error is None:
                 self._commit()
