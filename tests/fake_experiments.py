@@ -92,3 +92,71 @@ def fake_registry() -> Iterator[list[str]]:
     finally:
         for name in names:
             unregister(name)
+
+
+# --------------------------------------------------------------------------------------
+# fake_slow: writes its GIF slowly, for the interruption tests (tests/test_cli_rundir.py)
+# --------------------------------------------------------------------------------------
+
+#: When set, fake_slow creates this file once half of its GIF is on disk (and before it
+#: waits), so a test can send a signal at the moment the run is writing its directory.
+SLOW_SENTINEL_ENV = "FAKE_SLOW_SENTINEL"
+
+
+@dataclass(frozen=True)
+class SlowParams:
+    wait: float = field(default=0.0, metadata={"min": 0, "help": "seconds to wait half-way through the GIF"})
+    frames: int = field(default=6, metadata={"min": 2})
+
+
+def gif_bytes(seed: int, frames: int) -> bytes:
+    """A small GIF whose pixels depend on ``seed`` (so two runs differ byte for byte)."""
+    import io
+
+    colours = np.random.default_rng(seed).integers(0, 256, size=(frames, 3))
+    images = [Image.new("RGB", (24, 24), tuple(int(c) for c in colour)) for colour in colours]
+    buffer = io.BytesIO()
+    images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], duration=50, loop=0)
+    return buffer.getvalue()
+
+
+def run_fake_slow(params: SlowParams, context: RunContext) -> Result:
+    """Writes ``slow.gif`` into ``context.out_dir`` in two halves with a wait in between.
+
+    The wait is ``params.wait``, or ``$FAKE_SLOW_WAIT`` when set (``reproduce`` passes no
+    parameters).
+    """
+    import os
+    import time
+
+    wait = float(os.environ.get("FAKE_SLOW_WAIT", params.wait))
+
+    payload = gif_bytes(context.seed, params.frames)
+    gif = context.out_dir / "slow.gif"
+    with open(gif, "wb") as stream:
+        stream.write(payload[: len(payload) // 2])
+        stream.flush()
+        sentinel = os.environ.get(SLOW_SENTINEL_ENV)
+        if sentinel:
+            with open(sentinel, "w") as flag:
+                flag.write(str(os.getpid()))
+        time.sleep(wait)
+        stream.write(payload[len(payload) // 2 :])
+    figure = matplotlib.figure.Figure(figsize=(1.5, 1.5))
+    figure.add_subplot().plot(context.numpy_generator(0).normal(size=8))
+    data = xarray.Dataset({"values": (("i",), context.numpy_generator(1).normal(size=5))})
+    return Result(
+        experiment="fake_slow",
+        params={},
+        metrics={"seed_echo": context.seed},
+        claims=[check("always", "fake §3", 1, "1", True)],
+        data=data,
+        figures={"noise": figure},
+        animations={"slow": gif},
+    )
+
+
+def register_slow() -> str:
+    register("fake_slow", title="Fake experiment that writes slowly", reference="fake 0000.00000 §3",
+             params=SlowParams)(run_fake_slow)
+    return "fake_slow"

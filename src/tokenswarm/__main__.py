@@ -1,3 +1,12 @@
-from tokenswarm.cli import main
+"""``python -m tokenswarm``: SIGINT/SIGTERM handling is installed before the heavy imports."""
 
-main()
+from tokenswarm.rundir import exit_on_interrupt
+
+
+def _main() -> None:
+    from tokenswarm.cli import main
+
+    main()
+
+
+exit_on_interrupt(_main)

@@ -31,7 +31,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from tokenswarm import budget
+from tokenswarm import budget, rundir
 from tokenswarm.experiments import ImportFailure, load_all, load_for
 from tokenswarm.experiments import registry
 from tokenswarm.params import UsageError, param_specs, parse_key_values
@@ -255,7 +255,7 @@ def run_command(
     seed: SeedOption = 0,
     device: DeviceOption = "cpu",
     dtype: DtypeOption = "float64",
-    out: Annotated[pathlib.Path | None, typer.Option(help="output directory (default ./runs/NAME).")] = None,
+    out: Annotated[str | None, typer.Option(help="output directory (default ./runs/NAME).")] = None,
     json_output: JsonOption = False,
     force: ForceOption = False,
     show_help: Annotated[
@@ -284,17 +284,21 @@ def run_command(
         registry.prepare(name, overrides, quick=quick, dtype=dtype)
         registry.parse_device(device)
         registry.check_seed(seed)
-    out_dir = out if out is not None else pathlib.Path("runs") / name
+        # Built in a partial sibling and swapped in whole (tokenswarm.rundir).
+        stage = rundir.RunDirectory(rundir.parse_out(out, pathlib.Path("runs") / name)).prepare()
     try:
         # Keep stdout for the result only: anything the experiment prints goes to stderr.
         # The outer bar (elapsed time) hosts the solvers' nested bars, which show an ETA.
-        with contextlib.redirect_stdout(sys.stderr), budget.forced(force), _resource_errors(), \
-                progress_bar(None, f"run {name}"):
+        with contextlib.redirect_stdout(sys.stderr), stage as partial, budget.forced(force), \
+                _resource_errors(), progress_bar(None, f"run {name}"):
             result, outputs = registry.run_experiment(
-                name, overrides, quick=quick, seed=seed, device=device, dtype=dtype, out_dir=out_dir
+                name, overrides, quick=quick, seed=seed, device=device, dtype=dtype, out_dir=partial
             )
+            outputs = [stage.final_path(path) for path in outputs]
     except typer.Exit:  # a refusal already reported in one line
         raise
+    except rundir.RunDirError as error:
+        _usage_failure(str(error))
     except Exception:  # noqa: BLE001 - report any experiment failure with its traceback
         _print_traceback(f"experiment '{name}' raised an exception")
         raise typer.Exit(ERROR_EXIT_CODE) from None
@@ -343,7 +347,7 @@ def _print_result_tables(result: Result, outputs: Sequence[str]) -> None:
 @app.command("reproduce")
 def reproduce_command(
     quick: QuickOption = False,
-    out: Annotated[pathlib.Path, typer.Option(help="report directory.")] = pathlib.Path("tokenswarm-report"),
+    out: Annotated[str, typer.Option(help="report directory.")] = "tokenswarm-report",
     seed: SeedOption = 0,
     device: DeviceOption = "cpu",
     dtype: DtypeOption = "float64",
@@ -369,19 +373,24 @@ def reproduce_command(
             selected = list(dict.fromkeys(selected))
         else:
             selected = registry.names()
-    report_dir = out.resolve()
+        # The whole report is built in a partial sibling and swapped in whole at the end,
+        # so a finished report is never lost or mixed with a newer, unfinished one.
+        stage = rundir.RunDirectory(rundir.parse_out(out, pathlib.Path("tokenswarm-report"))).prepare()
     entries: list[ReportEntry] = []
     if only is None:
         entries.extend(_import_failure_entry(failure) for failure in failures)
-    with progress_bar(len(selected), "reproduce") as bar:
-        for index, name in enumerate(selected, start=1):
-            print(f"[{index}/{len(selected)}] {name}", file=sys.stderr)
-            bar.update(description=f"reproduce: {name}")
-            with budget.forced(force):
-                entries.append(_reproduce_one(name, report_dir, quick=quick, seed=seed, device=device, dtype=dtype))
-            bar.advance()
-    settings = {"quick": quick, "seed": seed, "device": device, "dtype": dtype}
-    report = write_report(entries, report_dir, settings=settings)
+    try:
+        with stage as report_dir, progress_bar(len(selected), "reproduce") as bar:
+            for index, name in enumerate(selected, start=1):
+                print(f"[{index}/{len(selected)}] {name}", file=sys.stderr)
+                bar.update(description=f"reproduce: {name}")
+                with budget.forced(force):
+                    entries.append(_reproduce_one(name, report_dir, quick=quick, seed=seed, device=device, dtype=dtype))
+                bar.advance()
+            settings = {"quick": quick, "seed": seed, "device": device, "dtype": dtype}
+            report = pathlib.Path(stage.final_path(write_report(entries, report_dir, settings=settings)))
+    except rundir.RunDirError as error:
+        _usage_failure(str(error))
     summary = summarize(entries)
     print(f"report: {report}")
     print(summary.text())
@@ -407,12 +416,15 @@ def _reproduce_one(name: str, report_dir: pathlib.Path, **settings: Any) -> Repo
     try:
         with contextlib.redirect_stdout(sys.stderr):
             result, outputs = registry.run_experiment(name, {}, out_dir=out_dir, **settings)
+        # everything in the fresh sub-directory was written by this run
+        rundir.write_marker(out_dir, [child.name for child in out_dir.iterdir()])
     except Exception:  # noqa: BLE001 - one failing experiment must not stop the others
         error = traceback.format_exc()
         print(f"error: experiment '{name}' raised an exception:\n{error}", file=sys.stderr)
         out_dir.mkdir(parents=True, exist_ok=True)
         error_file = out_dir / "error.txt"
         atomic_write_text(error_file, error)
+        rundir.write_marker(out_dir, [child.name for child in out_dir.iterdir()])
         return ReportEntry(
             name=name,
             title=experiment.title,
@@ -458,7 +470,7 @@ def simulate_command(
     seed: SeedOption = 0,
     device: DeviceOption = "cpu",
     dtype: DtypeOption = "float64",
-    out: Annotated[pathlib.Path | None, typer.Option(help="output directory.")] = None,
+    out: Annotated[str | None, typer.Option(help="output directory (default ./runs/simulate).")] = None,
     json_output: JsonOption = False,
     force: ForceOption = False,
 ) -> None:
@@ -592,5 +604,9 @@ def probe_command(
 
 
 def main() -> None:
-    """Console-script entry point (``tokenswarm``, ``python -m tokenswarm``)."""
-    app(prog_name="tokenswarm")
+    """Console-script entry point (``tokenswarm``, ``python -m tokenswarm``).
+
+    SIGINT/SIGTERM end the process with exit code 130/143 and one ``error:`` line; an
+    output directory being written is discarded and the previous one left as it was.
+    """
+    rundir.exit_on_interrupt(lambda: app(prog_name="tokenswarm"))

@@ -11,6 +11,11 @@ an output directory::
       data.zarr/       Result.data, if any
       result.json      the summary, written last
 
+:meth:`Result.save` never replaces a file it did not write (one not listed by an earlier
+``result.json`` or the ``.tokenswarm-run`` marker of :mod:`tokenswarm.rundir`). The
+commands build a run in a partial sibling directory and swap it in whole
+(:class:`tokenswarm.rundir.RunDirectory`), so a finished run is never rewritten in place.
+
 Every file is written atomically (temporary sibling, then ``os.replace``; the Zarr store
 goes to a temporary directory that is renamed into place), and ``result.json`` is written
 last, so its presence means the whole run was saved: a crash never leaves a half-written
@@ -157,13 +162,28 @@ class Result:
             ValueError: an animation path does not exist or lies outside ``out_dir``, or a
                 figure name is not a plain file name.
         """
+        from tokenswarm import rundir  # rundir imports this module
+
         directory = pathlib.Path(out_dir).resolve()
         directory.mkdir(parents=True, exist_ok=True)
+        planned = [f"{_plain_file_name(name)}.png" for name in self.figures]
+        planned += [DATA_STORE] if self.data is not None else []
+        planned.append(RESULT_FILE)
+        # Replace only what tokenswarm wrote: a data.zarr or figure of somebody else's is
+        # never deleted.
+        written = rundir.written_entries(directory)
+        clashes = [name for name in planned if os.path.lexists(directory / name) and name not in written]
+        if clashes:
+            raise FileExistsError(
+                f"{directory} already holds {', '.join(clashes)}, not written by tokenswarm; "
+                "save into a new or empty directory"
+            )
+        # animations checked before anything is written: a rejected save leaves no files
+        animations = [_animation_relative_path(directory, name, path) for name, path in self.animations.items()]
         relative: list[str] = []
         for name, figure in self.figures.items():
             relative.append(_save_figure(directory, name, figure))
-        for name, path in self.animations.items():
-            relative.append(_animation_relative_path(directory, name, path))
+        relative.extend(animations)
         if self.data is not None:
             _save_dataset(directory, self.data)
             relative.append(DATA_STORE)

@@ -23,6 +23,7 @@ from tokenswarm.metrics import cluster_count, interaction_energy
 from tokenswarm.params import UsageError
 from tokenswarm.plots import animate_tokens, line_plot
 from tokenswarm.results import Result
+from tokenswarm.rundir import RunDirectory, parse_out
 from tokenswarm.solve import METHODS, integrate
 from tokenswarm.sphere import sample_uniform
 
@@ -53,14 +54,32 @@ def _validate(model, n, d, beta, t, solver, step, value) -> None:
 
 def simulate_command(
     *, model: str, n: int, d: int, beta: float, t: float, solver: str, step: float, value: str,
-    seed: int, device: str, dtype: str, out: pathlib.Path | None, json_output: bool,
+    seed: int, device: str, dtype: str, out: str | pathlib.Path | None, json_output: bool,
 ) -> int | None:
-    """Run one simulation from i.i.d. uniform tokens and save trajectory, figures and metrics."""
+    """Run one simulation from i.i.d. uniform tokens and save trajectory, figures and metrics.
+
+    The output directory is built in a partial sibling and swapped in whole
+    (:class:`tokenswarm.rundir.RunDirectory`); a bad ``out`` raises ``UsageError``.
+    """
     _validate(model, n, d, beta, t, solver, step, value)
     check_seed(seed)
     torch_device, torch_dtype = parse_device(device), parse_dtype(dtype)
-    out_dir = (out or pathlib.Path("runs") / "simulate").resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    stage = RunDirectory(parse_out(out, pathlib.Path("runs") / "simulate")).prepare()
+    with stage as partial:
+        result, outputs = _simulate(model, n, d, beta, t, solver, step, value, seed, torch_device, torch_dtype,
+                                    dtype, partial)
+        outputs = [stage.final_path(path) for path in outputs]
+    out_dir = stage.target
+    if json_output:
+        sys.stdout.write(json.dumps(result.to_json_dict(outputs)) + "\n")
+    else:
+        print(f"simulated {n} tokens in d = {d} to t = {t:g} ({result.metrics['steps']} steps, "
+              f"{result.seconds:.2f} s): {result.metrics['final_clusters']} clusters; outputs in {out_dir}")
+    return 0
+
+
+def _simulate(model, n, d, beta, t, solver, step, value, seed, torch_device, torch_dtype, dtype,
+              out_dir: pathlib.Path) -> tuple[Result, list[str]]:
     import torch
 
     start = time.perf_counter()
@@ -90,10 +109,4 @@ def simulate_command(
         data=xr.Dataset({"x": (("t", "token", "dim"), x.cpu().numpy())}, coords={"t": times}),
         figures=figures, animations=animations, seconds=time.perf_counter() - start,
     )
-    outputs = result.save(out_dir)
-    if json_output:
-        sys.stdout.write(json.dumps(result.to_json_dict(outputs)) + "\n")
-    else:
-        print(f"simulated {n} tokens in d = {d} to t = {t:g} ({traj.steps} steps, {result.seconds:.2f} s): "
-              f"{metrics['final_clusters']} clusters; outputs in {out_dir}")
-    return 0
+    return result, result.save(out_dir)

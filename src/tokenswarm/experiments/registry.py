@@ -80,7 +80,9 @@ class RunContext:
         device: where tensors live.
         dtype: floating-point precision of the simulation.
         out_dir: the run's output directory (exists when ``run`` is called); write
-            animations or other extra files here.
+            animations or other extra files here, never to ``--out`` itself: the CLI
+            points this at a partial sibling that replaces ``--out`` once the run is
+            complete (:mod:`tokenswarm.rundir`).
         quick: whether the reduced ``--quick`` sizes are in effect (experiments may, for
             instance, loosen a statistical tolerance and must then say so in the claim).
     """

@@ -8,6 +8,8 @@ frame a few ms, so 120 frames of 64 tokens take about a second.
 from __future__ import annotations
 
 import math
+import os
+import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -328,6 +330,13 @@ def animate_tokens(traj: Any, times: Any, path: str | Path, *, fps: float = 15,
     out.parent.mkdir(parents=True, exist_ok=True)
     # Identical consecutive frames would be merged by the encoder; the progress bar and the
     # time label make every frame distinct, so the frame count is min(T, max_frames).
-    indexed[0].save(out, format="GIF", save_all=True, append_images=indexed[1:],
-                    duration=max(20, round(1000 / fps)), loop=0, optimize=False)
+    # Written to a temporary sibling and renamed: a reader never sees a truncated GIF.
+    temporary = out.parent / f".{out.name}.{secrets.token_hex(8)}.tmp"
+    try:
+        indexed[0].save(temporary, format="GIF", save_all=True, append_images=indexed[1:],
+                        duration=max(20, round(1000 / fps)), loop=0, optimize=False)
+        os.replace(temporary, out)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
     return out
