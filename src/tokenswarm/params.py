@@ -601,6 +601,8 @@ def parse_overrides(
                 ) from None
     try:
         return params_cls(**values)
+    except UsageError:  # already a complete message (e.g. a resource estimate)
+        raise
     except ValueError as error:  # cross-field checks in __post_init__
         raise ParameterError(
             f"invalid parameters{context}: {error}; valid parameters: {describe(params_cls)}"

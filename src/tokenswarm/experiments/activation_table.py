@@ -50,7 +50,7 @@ class Params:
         default_factory=lambda: ["relu", "silu", "sigmoid", "tanh", "gelu"], metadata={"help": "activations σ (gelu: exact erf form, not in the paper)"}
     )
     d: list[int] = field(default_factory=lambda: [5, 64, 128], metadata={"min": 2, "help": "dimensions"})
-    bias: list[float] = field(default_factory=lambda: [0.0, 0.1], metadata={"min": 0, "help": "bias standard deviation, σ_U = σ_W = bias"})
+    bias: list[float] = field(default_factory=lambda: [0.0, 0.1], metadata={"min": 0, "max": 10, "help": "bias standard deviation, σ_U = σ_W = bias (the quadratures resolve up to 10)"})
     beta: float = field(default=1.0, metadata={"min_exclusive": 0, "help": "inverse temperature of E_β for λ̄'(β)"})
 
     def __post_init__(self):

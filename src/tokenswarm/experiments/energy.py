@@ -18,6 +18,7 @@ import torch
 import xarray as xr
 
 from tokenswarm import theory
+from tokenswarm.budget import check_steps
 from tokenswarm.experiments.registry import RunContext, register
 from tokenswarm.fields import Attention
 from tokenswarm.metrics import interaction_energy
@@ -44,6 +45,13 @@ class Params:
     runs: int = field(default=4, metadata={"min": 1, "help": "independent starts"})
     simplex_check: bool = field(default=True, metadata={"help": "also run the repulsive flow with n = d + 1"})
     simplex_t_max: float = field(default=40.0, metadata={"min_exclusive": 0, "help": "final time of the simplex run"})
+
+    def __post_init__(self):
+        for name in ("t_max", "simplex_t_max"):
+            horizon = getattr(self, name)
+            if round(horizon / self.step) < 1:
+                raise ValueError(f"{name} = {horizon:g} is shorter than one step ({self.step:g})")
+            check_steps(round(horizon / self.step), f"{name} = {horizon:g} at step {self.step:g}")
 
 
 def _weights(value: str, d: int, generator, dtype, device):

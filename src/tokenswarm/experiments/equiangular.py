@@ -31,7 +31,7 @@ class Params:
     t_max: float = field(default=16.0, metadata={"min_exclusive": 0, "help": "final time"})
     solver: Literal["dopri5", "rk4", "heun", "euler", "authors"] = field(default="dopri5", metadata={"help": "integrator"})
     step: float = field(default=0.01, metadata={"min_exclusive": 0, "help": "step of fixed-step solvers"})
-    rtol: float = field(default=1e-12, metadata={"min_exclusive": 0, "help": "dopri5 relative tolerance"})
+    rtol: float = field(default=1e-12, metadata={"min": 1e-14, "help": "dopri5 relative tolerance (float64 cannot resolve below 1e-14)"})
     samples: int = field(default=1601, metadata={"min": 10, "help": "number of output times"})
 
 

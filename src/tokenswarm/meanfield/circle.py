@@ -54,6 +54,7 @@ import numpy as np
 import torch
 
 from tokenswarm import theory
+from tokenswarm.budget import STEP_LIMIT, check_steps
 from tokenswarm.progress import progress_bar
 from tokenswarm.threads import torch_threads
 
@@ -551,6 +552,8 @@ def _solve_circle(model, grid, rho0, t_max, save_times, cfl, dt_max, limiter, no
             r = op.diffuse(new, 0.5 * dt)
             elapsed += dt
             steps += 1
+            if steps > STEP_LIMIT:
+                check_steps(steps, f"a mean-field solve to t = {t_max:g} (reached t = {t + elapsed:.6g})")
             running_min = torch.minimum(running_min, r.amin(-1))
             v, phi = op.face_velocity(r)
             if noise is None:
@@ -566,6 +569,11 @@ def _solve_circle(model, grid, rho0, t_max, save_times, cfl, dt_max, limiter, no
         next_save = 1
     if noise is None:
         step_energy.append(op.energy(rho, op.potential(rho)))
+    # The CFL step at the start bounds the step count from below (speeds only grow as
+    # clusters form): refuse a horizon that cannot be reached in a sensible number of steps.
+    initial_speed = float(op.face_velocity(rho)[0].abs().max())
+    initial_step = min(dt_max, cfl * grid.h / initial_speed if initial_speed > 0 else math.inf)
+    check_steps(t_max / initial_step, f"a mean-field solve to t = {t_max:g} ({grid.cells} cells, CFL step {initial_step:.3g})")
     with progress_bar(t_max, "mean-field", enabled=None if progress else False) as bar:
         if noise is None:
             for target in save_times[next_save:]:

@@ -14,17 +14,21 @@ from typing import Any
 
 import torch
 
-from tokenswarm.budget import check_memory, check_steps
+from tokenswarm.budget import ResourceLimitError, check_memory, check_steps
 from tokenswarm.fields.base import Field
 from tokenswarm.progress import progress_bar
 from tokenswarm.solve.methods import METHODS, Authors, DormandPrince, Method
 from tokenswarm.sphere import retract
 
-__all__ = ["Trajectory", "NonFiniteStateError", "integrate", "span_basis"]
+__all__ = ["Trajectory", "NonFiniteStateError", "StepSizeUnderflowError", "integrate", "span_basis"]
 
 
 class NonFiniteStateError(FloatingPointError):
     """The state became NaN or infinite; the message names the time and step."""
+
+
+class StepSizeUnderflowError(FloatingPointError):
+    """The adaptive solver needed a step below round-off to meet its tolerance."""
 
 
 @dataclass
@@ -261,9 +265,15 @@ def _adaptive(field, x, times, method, step, rtol, atol, record, max_steps, prog
                 factor = 5.0 if ratio == 0 else min(5.0, max(0.2, 0.9 * ratio ** (-1 / 5)))
                 h = h_try * factor
                 if steps + rejected > max_steps:
-                    raise RuntimeError(f"more than max_steps={max_steps} steps at t = {t:.6g}")
+                    raise ResourceLimitError(
+                        f"the adaptive solver took more than max_steps = {max_steps} steps and reached only "
+                        f"t = {t:.6g} of {t_end:g}; shorten the horizon or loosen the tolerance"
+                    )
                 if h < 1e-14 * max(1.0, abs(t)):
-                    raise RuntimeError(f"step size underflow at t = {t:.6g}")
+                    raise StepSizeUnderflowError(
+                        f"step size underflow at t = {t:.6g}: the tolerance rtol = {rtol:g} cannot be met in "
+                        f"{str(x.dtype).removeprefix('torch.')}; loosen rtol/atol"
+                    )
             records.append(record(x))
     finally:
         bar.stop()
