@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from tokenswarm.experiments import pde_vs_transformer as pvt
+from tokenswarm.meanfield.transformer_fit import modality_pde_config
 from tokenswarm.experiments import run_experiment
 from tokenswarm.meanfield.token_pde import TokenPDE, TokenPDEConfig
 
@@ -129,7 +130,8 @@ def test_compare_scores_the_true_pde_perfectly_and_baselines_lower():
 def test_fit_pde_improves_attention_agreement_over_initialisation():
     teacher, data = _teacher_data(3)
     params = pvt.Params(fit_steps=60, fit_lr=2e-2, batch_size=12, forms=["learned"])
-    initial = TokenPDE(pvt.pde_config(data, "learned", params), generator=torch.Generator().manual_seed(5), dtype=F64)
+    initial = TokenPDE(modality_pde_config(data, "learned", diffusion=params.diffusion),
+                       generator=torch.Generator().manual_seed(5), dtype=F64)
     before = pvt.compare(initial, data, match_heads=False)["one_step_relative_error"]
     pde, report = pvt.fit_pde(data, "learned", params, seed=5)
     after = pvt.compare(pde, data, match_heads=False)["one_step_relative_error"]

@@ -23,7 +23,6 @@ from typing import Literal
 import numpy as np
 import xarray as xr
 
-from tokenswarm.experiments.mean_field import CONCENTRATIONS, LOCATIONS, WEIGHTS
 from tokenswarm.experiments.registry import RunContext, register
 from tokenswarm.kernels import ActivationName
 from tokenswarm.meanfield.circle import (
@@ -31,7 +30,7 @@ from tokenswarm.meanfield.circle import (
     CircleModel,
     sample_density,
     solve_circle,
-    von_mises_mixture,
+    three_bumps,
     w1_circle,
 )
 from tokenswarm.meanfield.particles import common_noise_angles
@@ -74,7 +73,7 @@ class Params:
 def run(p: Params, ctx: RunContext) -> Result:
     grid = CircleGrid(p.cells, device=ctx.device)
     model = CircleModel(beta=p.beta, model=p.model, value=p.value)
-    rho0 = von_mises_mixture(grid, LOCATIONS, CONCENTRATIONS, WEIGHTS)
+    rho0 = three_bumps(grid)
     generator = ctx.generator()
     noise = FieldNoise.draw((), 2, p.rank, activation=p.activation, sigma_u=p.sigma_u, sigma_w=p.sigma_w,
                             generator=generator, device=ctx.device)

@@ -57,8 +57,9 @@ import torch
 import torch.nn.functional as F
 import xarray as xr
 
-from tokenswarm.experiments import pde_vs_transformer as pvt
 from tokenswarm.experiments.registry import RunContext, register
+from tokenswarm.meanfield.transformer_fit import digits_vit_modality, fit_modality_pde
+from tokenswarm.nets.transformer import TransformerConfig
 from tokenswarm.metrics.information import (
     Estimate,
     binned_mi,
@@ -90,6 +91,7 @@ class Params:
     eval_images: int = field(default=540, metadata={"min": 10, "help": "held-out test images (at most 540)"})
     fit_steps: int = field(default=600, metadata={"min": 1, "help": "PDE Adam steps"})
     fit_lr: float = field(default=3e-3, metadata={"min_exclusive": 0, "help": "PDE Adam learning rate"})
+    weight_decay: float = field(default=0.05, metadata={"min": 0, "help": "PDE AdamW decoupled weight decay (as pde-vs-transformer)"})
     batch_size: int = field(default=64, metadata={"min": 1, "help": "PDE fit examples per step"})
     diffusion: bool = field(default=True, metadata={"help": "PDE diffusion term"})
     noise_std: float = field(default=0.5, metadata={"min_exclusive": 0, "help": "sigma_l / RMS spread of T_l"})
@@ -252,16 +254,21 @@ def run(p: Params, ctx: RunContext) -> Result:
 
 
 def _run(p: Params, ctx: RunContext) -> Result:
-    from tokenswarm.nets.tasks import digits_dataset
+    from tokenswarm.nets.tasks import digits_dataset, train_digits_vit
 
-    shared = pvt.Params(modalities=["image"], forms=["learned"], vit_dim=p.vit_dim, vit_depth=p.vit_depth,
-                        vit_heads=p.vit_heads, vit_mlp_ratio=p.vit_mlp_ratio, vit_epochs=p.vit_epochs,
-                        image_fit=p.fit_images, image_eval=p.eval_images, diffusion=p.diffusion,
-                        fit_steps=p.fit_steps, fit_lr=p.fit_lr, batch_size=p.batch_size)
     start = time.perf_counter()
-    trained = pvt.train_vit(shared, ctx)
-    data = pvt.image_modality(shared, ctx, trained)
-    pde, report = pvt.fit_pde(data, "learned", shared, ctx.stream_seed(100))
+    # The same streams as pde-vs-transformer (1: training, 2: fitting images, 3: random init,
+    # 100: the PDE fit), so both experiments study the same model and fit at equal settings.
+    config = TransformerConfig(dim=p.vit_dim, depth=p.vit_depth, heads=p.vit_heads, mlp_ratio=p.vit_mlp_ratio)
+    trained = train_digits_vit(config, seed=ctx.stream_seed(1) % 2**31, epochs=p.vit_epochs, device=ctx.device)
+    data = digits_vit_modality(
+        trained, fit_count=p.fit_images, eval_count=p.eval_images,
+        pick_seed=ctx.stream_seed(2), random_init_seed=ctx.stream_seed(3) % 2**31, device=ctx.device,
+    )
+    pde, report = fit_modality_pde(
+        data, "learned", diffusion=p.diffusion, steps=p.fit_steps, lr=p.fit_lr, weight_decay=p.weight_decay,
+        batch_size=p.batch_size, seed=ctx.stream_seed(100),
+    )
     model = trained.model.eval()
     for parameter in list(model.parameters()) + list(pde.parameters()):
         parameter.requires_grad_(False)

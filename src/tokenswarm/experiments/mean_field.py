@@ -26,17 +26,13 @@ from tokenswarm.meanfield.circle import (
     CircleModel,
     sample_density,
     solve_circle,
-    von_mises_mixture,
+    three_bumps,
     w1_circle,
 )
 from tokenswarm.meanfield.particles import flow_angles, noisy_angles
 from tokenswarm.plots import angle_histograms, coarsen, density_snapshots, line_plot, space_time
 from tokenswarm.results import Result, claim_between, claim_less
 from tokenswarm.stats import loglog_slope
-
-# Initial density: three von Mises bumps (not symmetric, so no mode is special).
-LOCATIONS, CONCENTRATIONS, WEIGHTS = (0.5, 2.6, 4.4), (4.0, 6.0, 3.0), (0.4, 0.35, 0.25)
-
 
 @dataclass
 class Params:
@@ -65,7 +61,7 @@ class Params:
 def run(p: Params, ctx: RunContext) -> Result:
     grid = CircleGrid(p.cells, device=ctx.device)
     model = CircleModel(beta=p.beta, model=p.model, value=p.value, kappa=p.kappa)
-    rho0 = von_mises_mixture(grid, LOCATIONS, CONCENTRATIONS, WEIGHTS)
+    rho0 = three_bumps(grid)
     times = np.linspace(0.0, p.t_max, p.samples)
     pde = solve_circle(model, grid, rho0, p.t_max, save_times=times, progress=True)
 

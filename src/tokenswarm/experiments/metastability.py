@@ -16,7 +16,7 @@ import numpy as np
 import xarray as xr
 
 from tokenswarm import theory
-from tokenswarm.experiments.phase_diagram import SCHEMES
+from tokenswarm.ensembles import SCHEMES
 from tokenswarm.experiments.registry import RunContext, register
 from tokenswarm.fields import Attention
 from tokenswarm.metrics import cluster_count, cluster_labels

@@ -14,7 +14,7 @@ import xarray as xr
 from scipy import stats
 
 from tokenswarm.experiments.registry import RunContext, register
-from tokenswarm.experiments.stochastic_clusters import OUTCOMES, classify
+from tokenswarm.metrics import OUTCOMES, classify_outcome
 from tokenswarm.noise import ValueNoise
 from tokenswarm.plots import line_plot
 from tokenswarm.results import Result, claim_greater
@@ -48,7 +48,7 @@ def run(p: Params, ctx: RunContext) -> Result:
         x0 = sample_uniform(p.n, p.d, p.runs, generator=generator, dtype=ctx.dtype, device=ctx.device)
         noise = ValueNoise(beta=p.beta, sigma2=sigma2, low_rank=p.n < p.d)
         final = integrate_sde(None, noise, x0, p.product / sigma2, p.steps, generator=generator).final
-        outcome = classify(final, p.threshold).cpu().numpy()
+        outcome = classify_outcome(final, p.threshold).cpu().numpy()
         counts = np.bincount(outcome, minlength=3)
         table.append(counts)
         fractions[sigma2] = (counts / p.runs).tolist()

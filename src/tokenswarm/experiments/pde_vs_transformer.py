@@ -91,12 +91,9 @@ import torch.nn.functional as F
 import xarray as xr
 
 from tokenswarm.experiments.registry import RunContext, register
-from tokenswarm.meanfield.token_pde import (
-    TokenPDE,
-    TokenPDEConfig,
-    fit_token_pde,
-    one_step_errors,
-)
+from tokenswarm.meanfield.token_pde import TokenPDE, one_step_errors
+from tokenswarm.meanfield.transformer_fit import Form, ModalityData, digits_vit_modality, fit_modality_pde
+from tokenswarm.nets.transformer import TransformerConfig
 from tokenswarm.plots._common import new_figure, settle, style
 from tokenswarm.results import Result, check
 from tokenswarm.threads import torch_threads
@@ -114,14 +111,12 @@ __all__ = [
     "image_modality",
     "train_vit",
     "text_modality",
-    "pde_config",
     "fit_pde",
     "compare",
     "run",
 ]
 
 Modality = Literal["image", "text"]
-Form = Literal["learned", "identity"]
 REFERENCE = "2408.09523 v1 (attention cosine > 0.98 at every layer); protocol ours, MODELS.md §4-§5"
 
 
@@ -204,40 +199,7 @@ def _token_cosine(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None) -
 # ----------------------------------------------------------------------------------------
 # Data of one modality
 # ----------------------------------------------------------------------------------------
-@dataclass
-class ModalityData:
-    """Hidden states and attention maps of a Transformer on fitting and held-out inputs.
-
-    States are lists of ``layers + 1`` tensors ``(B, n, d)`` (input first), maps lists of
-    ``layers`` tensors ``(B, H, n, n)``; masks ``(B, n)`` bool or ``None``.
-    """
-
-    name: str
-    fit_states: list[torch.Tensor]
-    fit_mask: torch.Tensor | None
-    fit_attention: list[torch.Tensor]
-    eval_states: list[torch.Tensor]
-    eval_mask: torch.Tensor | None
-    eval_attention: list[torch.Tensor]
-    random_attention: list[torch.Tensor]
-    heads: int
-    head_dim: int
-    placement: str
-    hidden: int
-    info: dict = field(default_factory=dict)
-
-    @property
-    def layers(self) -> int:
-        return len(self.eval_attention)
-
-    @property
-    def dim(self) -> int:
-        return self.eval_states[0].shape[-1]
-
-
 def _vit_config(p: Params):
-    from tokenswarm.nets.transformer import TransformerConfig
-
     return TransformerConfig(dim=p.vit_dim, depth=p.vit_depth, heads=p.vit_heads, mlp_ratio=p.vit_mlp_ratio)
 
 
@@ -251,29 +213,10 @@ def train_vit(p: Params, ctx: RunContext):
 
 def image_modality(p: Params, ctx: RunContext, trained=None) -> ModalityData:
     """Hidden states and maps of a trained digits ViT (trained here unless given)."""
-    from tokenswarm.nets.tasks import digits_dataset, digits_vit
-
     trained = train_vit(p, ctx) if trained is None else trained
-    model = trained.model.eval()
-    config = model.config
-    train_images, _ = digits_dataset("train")
-    pick = torch.randperm(len(train_images), generator=torch.Generator().manual_seed(ctx.stream_seed(2)))
-    fit_images = train_images[pick[: p.image_fit]].to(ctx.device)
-    eval_images = trained.test_inputs[: p.image_eval]
-    with torch.no_grad():
-        fit = model.forward_tokens(fit_images)
-        held = model.forward_tokens(eval_images)
-        random_model = digits_vit(config, seed=ctx.stream_seed(3) % 2**31).to(ctx.device).eval()
-        random_out = random_model.forward_tokens(eval_images)
-    return ModalityData(
-        name="image",
-        fit_states=[h.detach() for h in fit.hidden], fit_mask=None, fit_attention=[a.detach() for a in fit.attention],
-        eval_states=[h.detach() for h in held.hidden], eval_mask=None, eval_attention=[a.detach() for a in held.attention],
-        random_attention=[a.detach() for a in random_out.attention],
-        heads=config.heads, head_dim=config.head_dim, placement=config.placement, hidden=config.mlp_width,
-        info={"model": "digits ViT", "test_accuracy": trained.test_accuracy, "train_seconds": trained.seconds,
-              "tokens": int(fit.hidden[0].shape[1]), "dim": config.dim, "depth": config.depth,
-              "fit_examples": int(fit_images.shape[0]), "eval_examples": int(eval_images.shape[0])},
+    return digits_vit_modality(
+        trained, fit_count=p.image_fit, eval_count=p.image_eval,
+        pick_seed=ctx.stream_seed(2), random_init_seed=ctx.stream_seed(3) % 2**31, device=ctx.device,
     )
 
 
@@ -359,24 +302,12 @@ def text_modality(p: Params, ctx: RunContext) -> ModalityData:
 # ----------------------------------------------------------------------------------------
 # PDE fit and comparison
 # ----------------------------------------------------------------------------------------
-def pde_config(data: ModalityData, form: Form, p: Params) -> TokenPDEConfig:
-    """The PDE structure used for ``data`` (module docstring)."""
-    return TokenPDEConfig(
-        dim=data.dim, layers=data.layers, heads=data.heads if form == "learned" else 1, head_dim=data.head_dim,
-        qk=form, value="learned", reaction="mlp", hidden=data.hidden, diffusion=p.diffusion, norm="affine",
-        placement=data.placement, depth_dependent=True, stability="substep",
-    )
-
-
 def fit_pde(data: ModalityData, form: Form, p: Params, seed: int):
     """Fit one PDE form to ``data``'s fitting states; returns (pde, FitReport)."""
-    generator = torch.Generator().manual_seed(seed)
-    states = data.fit_states
-    pde = TokenPDE(pde_config(data, form, p), generator=generator, dtype=states[0].dtype, device=states[0].device)
-    batch = p.text_batch_size if data.name == "text" else p.batch_size
-    report = fit_token_pde(pde, states, data.fit_mask, steps=p.fit_steps, lr=p.fit_lr, weight_decay=p.weight_decay,
-                           batch_size=batch, generator=generator)
-    return pde, report
+    return fit_modality_pde(
+        data, form, diffusion=p.diffusion, steps=p.fit_steps, lr=p.fit_lr, weight_decay=p.weight_decay,
+        batch_size=p.text_batch_size if data.name == "text" else p.batch_size, seed=seed,
+    )
 
 
 def _head_matching(pde: TokenPDE, data: ModalityData) -> list[np.ndarray]:

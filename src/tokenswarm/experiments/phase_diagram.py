@@ -8,27 +8,18 @@ scheme (``x <- N(x + eta y)``, ``eta = step``, MODELS.md §1.13).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-import torch
 import xarray as xr
 
 from tokenswarm import theory
+from tokenswarm.ensembles import DELTA, boundary_times, clustered_fraction
 from tokenswarm.experiments.registry import RunContext, register
-from tokenswarm.fields import Attention
-from tokenswarm.metrics import pair_fraction
 from tokenswarm.plots import phase_diagram_grid
 from tokenswarm.results import Result, claim_less
-from tokenswarm.solve import integrate
-from tokenswarm.sphere import sample_uniform
 
-DELTA = 1e-3
-STATE_BUDGET = 8 << 20  # tokens x dims simulated at once (64 MiB in float64); beta is chunked to fit
-
-SCHEMES = {"accurate": "rk4", "authors": "authors"}
 
 
 def _grid(values: list[float]) -> np.ndarray:
@@ -53,70 +44,6 @@ class Params:
     scheme: Literal["accurate", "authors", "both"] = field(default="both", metadata={"help": "integration scheme"})
     step: float = field(default=0.1, metadata={"min_exclusive": 0, "help": "step (eta for the authors' scheme)"})
     model: Literal["sa", "usa"] = field(default="sa", metadata={"help": "attention normalisation"})
-
-
-def clustered_fraction(
-    n: int,
-    d: int,
-    betas: np.ndarray,
-    times: np.ndarray,
-    runs: int,
-    *,
-    scheme: str,
-    step: float,
-    model: str,
-    generator: torch.Generator,
-    dtype: torch.dtype,
-    device: torch.device,
-    make_field: Callable[[torch.Tensor, torch.Generator], Attention] | None = None,
-    weight_elements: int = 0,
-    progress: bool = True,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard error over runs of the clustered-pair fraction, each ``(len(betas), len(times))``.
-
-    ``times`` are measured from the uniform initial state at t = 0 (they need not include 0).
-
-    ``make_field(beta_column, generator)`` builds the field for a chunk of systems with
-    per-system ``beta`` of shape ``(chunk, 1)``; the default is ``Q = K = V = I``.
-    ``weight_elements`` (numbers drawn per system by ``make_field``) enters the memory budget.
-    """
-    if make_field is None:
-        def make_field(beta_column, _generator):
-            return Attention(beta_column, normalization=model)
-
-    def observe(x):
-        f = pair_fraction(x, DELTA)
-        return torch.stack([f.mean(-1), (f * f).mean(-1)], dim=-1)
-
-    width = min(n, d)  # span reduction keeps r = n coordinates when d > n
-    chunk = max(1, STATE_BUDGET // (runs * (n * width + weight_elements)))
-    mean, square = [], []
-    for start in range(0, len(betas), chunk):
-        beta_chunk = torch.as_tensor(betas[start:start + chunk], dtype=dtype, device=device)
-        x0 = sample_uniform(n, d, (len(beta_chunk), runs), generator=generator, dtype=dtype, device=device)
-        field_ = make_field(beta_chunk.unsqueeze(-1), generator)
-        traj = integrate(
-            field_, x0, times, t0=0.0, method=SCHEMES[scheme], step=step, observe=observe,
-            invariant_observe=True, progress=progress,
-        )
-        stats = traj.states.double().cpu().numpy()  # (T, chunk, 2)
-        mean.append(stats[..., 0].T)
-        square.append(stats[..., 1].T)
-    mean, square = np.concatenate(mean), np.concatenate(square)
-    variance = np.maximum(square - mean**2, 0.0) * runs / max(runs - 1, 1)
-    return mean, np.sqrt(variance / runs)
-
-
-def boundary_times(fraction: np.ndarray, times: np.ndarray, level: float = 0.5) -> np.ndarray:
-    """Per beta, the first time the fraction reaches ``level`` (linear interpolation; NaN if never)."""
-    out = np.full(fraction.shape[0], np.nan)
-    for b, row in enumerate(fraction):
-        above = np.nonzero(row >= level)[0]
-        if above.size and above[0] > 0:
-            k = above[0]
-            w = (level - row[k - 1]) / (row[k] - row[k - 1])
-            out[b] = times[k - 1] + w * (times[k] - times[k - 1])
-    return out
 
 
 @register(

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from tokenswarm.experiments.phase_diagram import DELTA, clustered_fraction
+from tokenswarm.ensembles import DELTA, clustered_fraction
 from tokenswarm.experiments.registry import RunContext, register
 from tokenswarm.fields import Attention
 from tokenswarm.plots import phase_diagram_grid

@@ -11,21 +11,17 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 import xarray as xr
 
 from tokenswarm.experiments.registry import RunContext, register
 from tokenswarm.fields import Attention
-from tokenswarm.metrics import cluster_count, pairwise_inner_products
+from tokenswarm.metrics import OUTCOMES, classify_outcome, pairwise_inner_products
 from tokenswarm.noise import ValueNoise
 from tokenswarm.plots import line_plot
 from tokenswarm.results import Result, claim_greater
 from tokenswarm.solve import integrate
 from tokenswarm.solve.sde import integrate_sde
 from tokenswarm.sphere import sample_uniform
-
-OUTCOMES = ("one_cluster", "antipodal", "other")
-
 
 @dataclass
 class Params:
@@ -36,23 +32,6 @@ class Params:
     t_max: float = field(default=300.0, metadata={"min_exclusive": 0, "help": "final time (units of sigma2 t)"})
     steps: int = field(default=6000, metadata={"min": 1, "help": "Euler–Maruyama steps"})
     threshold: float = field(default=0.9, metadata={"min_exclusive": 0, "max_exclusive": 1, "help": "|<x_i,x_j>| above this counts as merged/antipodal"})
-
-
-def classify(x: torch.Tensor, threshold: float) -> torch.Tensor:
-    """0 = one cluster, 1 = two antipodal clusters, 2 = other; ``(*batch,)``.
-
-    Clusters are connected components of ``{<x_i, x_j> > threshold}``; two clusters are
-    antipodal when every cross pair has ``<x_i, x_j> < -threshold``.
-    """
-    gram = x @ x.mT
-    count = cluster_count(x, delta=1 - threshold)
-    close = gram > threshold
-    far = gram < -threshold
-    two_sided = (close | far).all(dim=(-2, -1))
-    outcome = torch.full(count.shape, 2, dtype=torch.long, device=x.device)
-    outcome[(count == 2) & two_sided] = 1
-    outcome[count == 1] = 0
-    return outcome
 
 
 @register(
@@ -69,12 +48,12 @@ def run(p: Params, ctx: RunContext) -> Result:
     noise = ValueNoise(beta=p.beta, sigma2=sigma2, low_rank=p.n < p.d)
     traj = integrate_sde(None, noise, x0, p.t_max, p.steps, generator=ctx.generator(1), progress=True)
     final = traj.final
-    outcome = classify(final, p.threshold).cpu().numpy()
+    outcome = classify_outcome(final, p.threshold).cpu().numpy()
     fractions = {name: float((outcome == k).mean()) for k, name in enumerate(OUTCOMES)}
     errors = {name: math.sqrt(max(f * (1 - f), 1.0 / p.runs) / p.runs) for name, f in fractions.items()}
 
     deterministic = integrate(Attention(p.beta), x0, [0.0, p.t_max], method="rk4", step=0.05).final
-    deterministic_one = float((classify(deterministic, p.threshold) == 0).double().mean())
+    deterministic_one = float((classify_outcome(deterministic, p.threshold) == 0).double().mean())
 
     claims = [
         claim_greater(

@@ -14,12 +14,14 @@ from tokenswarm.meanfield.circle import (
     perturbed_uniform,
     sample_density,
     solve_circle,
+    THREE_BUMPS,
+    three_bumps,
     von_mises_mixture,
     w1_circle,
 )
 from tokenswarm.meanfield.token_pde import TokenPDE, TokenPDEConfig, fit_token_pde
 
 __all__ = [
-    "CircleGrid", "CircleModel", "DensityTrajectory", "solve_circle", "perturbed_uniform", "von_mises_mixture",
+    "CircleGrid", "CircleModel", "DensityTrajectory", "solve_circle", "perturbed_uniform", "von_mises_mixture", "THREE_BUMPS", "three_bumps",
     "sample_density", "w1_circle", "TokenPDE", "TokenPDEConfig", "fit_token_pde",
 ]

@@ -67,6 +67,8 @@ __all__ = [
     "uniform_density",
     "perturbed_uniform",
     "von_mises_mixture",
+    "THREE_BUMPS",
+    "three_bumps",
     "sample_density",
     "quantile_points",
     "fourier_coefficient",
@@ -166,6 +168,16 @@ def von_mises_mixture(grid: CircleGrid, locations: Sequence[float], concentratio
         return out
 
     return _normalise(grid, grid.cell_average(density))
+
+
+#: The reference initial density of the mean-field experiments: three von Mises bumps
+#: (locations, concentrations, weights), asymmetric so that no Fourier mode is special.
+THREE_BUMPS = ((0.5, 2.6, 4.4), (4.0, 6.0, 3.0), (0.4, 0.35, 0.25))
+
+
+def three_bumps(grid: CircleGrid) -> torch.Tensor:
+    """:data:`THREE_BUMPS` on ``grid`` (mass 1)."""
+    return von_mises_mixture(grid, *THREE_BUMPS)
 
 
 def sample_density(grid: CircleGrid, rho: torch.Tensor, n: int, *, batch: Sequence[int] = (),

@@ -4,6 +4,8 @@ All functions are torch-native, batched over leading dimensions and device/dtype
 """
 
 from tokenswarm.metrics.clusters import (
+    OUTCOMES,
+    classify_outcome,
     ComponentMethod,
     closeness_graph,
     cluster_count,
@@ -23,6 +25,8 @@ from tokenswarm.metrics.pairs import (
 )
 
 __all__ = [
+    "OUTCOMES",
+    "classify_outcome",
     "ComponentMethod",
     "Histogram",
     "angles",

@@ -22,6 +22,8 @@ from tokenswarm.metrics._checks import check_delta, check_tokens
 from tokenswarm.metrics.pairs import gram
 
 __all__ = [
+    "OUTCOMES",
+    "classify_outcome",
     "ComponentMethod",
     "connected_components",
     "closeness_graph",
@@ -159,3 +161,24 @@ def cluster_sizes(x: torch.Tensor, delta: float = 1e-3) -> torch.Tensor:
     labels = cluster_labels(x, delta)
     sizes = torch.zeros_like(labels).scatter_add_(-1, labels, torch.ones_like(labels))
     return sizes.sort(dim=-1, descending=True).values
+
+
+#: Names of the outcomes of :func:`classify_outcome`, in the order of their codes.
+OUTCOMES = ("one_cluster", "antipodal", "other")
+
+
+def classify_outcome(x: torch.Tensor, threshold: float) -> torch.Tensor:
+    """0 = one cluster, 1 = two antipodal clusters, 2 = other; ``(*batch,)``.
+
+    Clusters are connected components of ``{<x_i, x_j> > threshold}``; two clusters are
+    antipodal when every cross pair has ``<x_i, x_j> < -threshold``.
+    """
+    inner = gram(x)
+    count = cluster_count(x, delta=1 - threshold)
+    close = inner > threshold
+    far = inner < -threshold
+    two_sided = (close | far).all(dim=(-2, -1))
+    outcome = torch.full(count.shape, 2, dtype=torch.long, device=x.device)
+    outcome[(count == 2) & two_sided] = 1
+    outcome[count == 1] = 0
+    return outcome

@@ -1,0 +1,48 @@
+"""Experiments depend on the library, never on each other.
+
+Shared pieces (ensembles of clustered fractions, outcome classification, reference
+densities, the PDE fitted to a Transformer) live in the library, where they have their
+own tests; an experiment module imports only the library and the registry.
+"""
+
+from __future__ import annotations
+
+import ast
+import pathlib
+
+import tokenswarm.experiments
+
+EXPERIMENTS_DIR = pathlib.Path(tokenswarm.experiments.__file__).parent
+ALLOWED = {"tokenswarm.experiments.registry", "tokenswarm.experiments"}
+
+
+def experiment_imports(source: str) -> set[str]:
+    """Modules of ``tokenswarm.experiments`` imported by ``source`` (other than the registry)."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            if node.module == "tokenswarm.experiments":
+                found |= {f"tokenswarm.experiments.{alias.name}" for alias in node.names if alias.name != "registry"}
+            elif node.module.startswith("tokenswarm.experiments.") and node.module not in ALLOWED:
+                found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name.startswith("tokenswarm.experiments.")
+                      and alias.name not in ALLOWED}
+    return found
+
+
+def test_the_scanner_sees_both_import_forms():
+    source = "from tokenswarm.experiments.phase_diagram import SCHEMES\nfrom tokenswarm.experiments import mean_field as m\n"
+    assert experiment_imports(source) == {"tokenswarm.experiments.phase_diagram", "tokenswarm.experiments.mean_field"}
+    assert experiment_imports("from tokenswarm.experiments.registry import register\n") == set()
+
+
+def test_no_experiment_imports_another():
+    offenders = {}
+    for path in sorted(EXPERIMENTS_DIR.glob("*.py")):
+        if path.name in {"__init__.py", "registry.py"}:
+            continue
+        imported = experiment_imports(path.read_text(encoding="utf-8"))
+        if imported:
+            offenders[path.name] = sorted(imported)
+    assert not offenders, offenders
