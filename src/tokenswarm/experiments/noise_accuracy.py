@@ -284,7 +284,7 @@ def task_figure(task: str, variants: list[str], curves: dict, final: np.ndarray)
     title="Value noise on vs off in trained deep Transformers: paired test accuracy",
     reference=REFERENCE,
     params=Params,
-    quick={"seeds": 6, "layers": 8, "epochs": 6, "match_train": 400, "match_test": 400, "bootstrap": 2000},
+    quick={"seeds": 6, "layers": 8, "epochs": 15, "match_train": 400, "match_test": 400, "bootstrap": 2000},
 )
 def run(p: Params, ctx: RunContext) -> Result:
     device = ctx.device  # float32 always: see the module docstring
