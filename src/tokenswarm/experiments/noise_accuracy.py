@@ -215,6 +215,16 @@ def paired_interval(differences: np.ndarray, level: float = 0.95) -> tuple[float
     return mean, mean - half, mean + half, p_value
 
 
+def effect_verdict(low: float, high: float, seeds: int) -> str:
+    """Reading of the 95% interval ``[low, high]`` of the paired difference (noise on - off)."""
+    interval = f"95% CI [{low:+.4f}, {high:+.4f}]"
+    if low > 0:
+        return f"established: {interval} above 0 with {seeds} seeds"
+    if high < 0:
+        return f"contradicted: {interval} below 0 with {seeds} seeds (noise off more accurate)"
+    return f"inconclusive: {interval} contains 0 with {seeds} seeds"
+
+
 def sign_test(differences: np.ndarray) -> tuple[int, int, float]:
     """Positive and negative counts among the nonzero differences and the two-sided exact
     binomial p-value of ``P(positive) = 1/2`` (1 when every difference is 0)."""
@@ -360,13 +370,7 @@ def run(p: Params, ctx: RunContext) -> Result:
                      f"(mean ± s.e., {test_size} test examples per seed)")
         tests_text = (f"paired t p = {p_value:.3g}; sign test {positive}+/{negative}- p = {sign_p:.3g}"
                       + (f"; bootstrap 95% [{boot_low:+.4f}, {boot_high:+.4f}]" if p.bootstrap else ""))
-        if low > 0:
-            verdict = f"established: 95% CI [{low:+.4f}, {high:+.4f}] above 0 with {p.seeds} seeds"
-        elif high < 0:
-            verdict = (f"contradicted: 95% CI [{low:+.4f}, {high:+.4f}] below 0 with {p.seeds} seeds "
-                       "(noise off more accurate)")
-        else:
-            verdict = f"inconclusive: 95% CI [{low:+.4f}, {high:+.4f}] contains 0 with {p.seeds} seeds"
+        verdict = effect_verdict(low, high, p.seeds)
         if ctx.quick:
             verdict += "; inconclusive at this size: quick run (few seeds, short training), indicative only"
         claims.append(check(
