@@ -1,6 +1,74 @@
 """Value noise on against off in trained deep Transformers (2601.21942, accuracy claim).
 
-DOCSTRING_PLACEHOLDER
+The abstract of 2601.21942 states that "suppressing the intrinsic noise degrades accuracy",
+i.e. a deep Transformer whose value matrices carry their random-initialisation noise is
+*more* accurate than the same Transformer with that noise switched off. Its protocol is not
+available to us (MODELS.md §2), so this experiment is **our protocol** for that comparison,
+built to be fair and able to fail.
+
+Model (:class:`tokenswarm.nets.trainable.TrainableTransformer`, the papers' form, trained):
+tokens embedded to ``d = 32`` (learned linear embedding + learned positions), then ``L = 32``
+post-norm layers ``x <- RMSNorm(x + h^{1/2} Attn_k(x))``, ``h = 1/L`` (diffusion scaling, one
+head, trainable ``Q, K, V`` per layer, RMSNorm without gain: tokens on the radius-``sqrt(d)``
+sphere, unit-sphere ``beta = sqrt(d)``); no MLP; mean pool and a linear classifier.
+
+The two arms (``ARMS``) are the **same architecture** and differ **only in the noise switch**:
+
+* ``noise``: ``V_k = h^{1-a} I + G_k``, ``G_k`` i.i.d. ``N(0, sigma_v2)`` (``sigma_v2 = 1/d``,
+  the law of the value noise everywhere else in the toolkit, e.g.
+  :class:`tokenswarm.nets.random_init.ValueNoiseTransformer`); with ``a = 1/2`` a layer is
+  ``x <- N(x + h Attn_{V=I}(x) + h^{1/2} Attn_{V=G_k}(x))``: the Euler step of the
+  deterministic attention flow (2312.10794) plus the common (shared by all tokens) matrix
+  noise of 2601.21942;
+* ``deterministic``: the same with ``G_k`` multiplied by 0: ``V_k = h^{1-a} I``, the
+  deterministic-value model the abstract contrasts with (not ``V = 0``, which would remove
+  attention from the initial network, a ReZero-like model: the previous version of this
+  experiment compared with that).
+
+Per seed, both arms get the same data (split and training subset), the same minibatch order,
+the same embedding, positions, ``Q, K`` and readout, and the noise arm's ``G`` comes from its
+own stream; ``V`` is trained in both arms (Adam without weight decay: training ``V`` from
+``I h^{1-a} + G`` is the same as training a deterministic part next to a frozen ``G``, so the
+noise is present all along, and the optimiser may undo it). With ``-p sigma_v2=0`` the two
+arms are the same network and give the same accuracies bit for bit
+(``tests/test_noise_accuracy.py``). All models (seeds × arms) train side by side as one
+batched model (summed losses: each model gets exactly its own gradient and Adam update).
+
+Task (default ``digits``; chosen so that neither arm saturates): scikit-learn's bundled 8×8
+digits (no download), pixels / 16, tokens = the 16 patches of 2×2 pixels, 10 classes; per
+seed a stratified 70/30 split, of whose training part only ``digits_train = 100`` random
+images are used; the test set is the whole held-out 30% (540 images). Both arms fit their
+100 images (training accuracy 1.0) and test at 0.8-0.85: the accuracy is limited by the data,
+not by the training budget, and is far from 1. Training: Adam (lr ``3e-3``), batch 32,
+``epochs = 30``, cross-entropy, float32 whatever ``--dtype`` says. The ``match`` task of the
+previous version (generated sequences, "the first symbol occurs again"; module code) is
+still available with ``-p tasks=match``, but saturates at its default sizes (both arms ~0.99,
+measured with 4 seeds), so it is not the default.
+
+Statistics: the paired differences ``noise - deterministic`` of final test accuracy over
+``seeds = 24`` seeds; mean, standard error and the 95% Student t-interval (``seeds - 1``
+degrees of freedom), the two-sided paired t p-value, the exact sign test and a percentile
+bootstrap interval (resampling seeds) as a check on the t-interval.
+
+Claims, per task:
+
+* "value noise on gives higher test accuracy than noise off": passes iff the t-interval lies
+  entirely above 0. Otherwise the detail says ``inconclusive: 95% CI [a, b] contains 0 with N
+  seeds`` (not established at this size) or ``contradicted`` (interval below 0). The quick
+  run (6 seeds, L = 8, 15 epochs) is flagged "inconclusive at this size" whatever it gives.
+* "task not saturated": both arms' mean test accuracy below ``saturation = 0.95``.
+
+Metrics (``<task>_`` prefixed): ``accuracy_<arm>``, ``accuracy_se_<arm>``,
+``accuracies_<arm>`` (per seed), ``max_accuracy_<arm>``, ``differences`` (per seed),
+``difference``, ``difference_se``, ``ci_low``, ``ci_high``, ``p_value``, ``sign_positive``,
+``sign_negative``, ``sign_p_value``, ``bootstrap_low``, ``bootstrap_high``, ``seeds``,
+``initial_accuracy_<arm>``, ``initial_loss_<arm>`` (untrained, test set), ``train_loss_<arm>``,
+``train_accuracy_<arm>`` (trained, full training set), ``test_loss_<arm>``, ``train_size``,
+``test_size``, ``seconds``, ``seconds_per_run``; descriptive, no claim: ``speed_accuracy_<arm>``
+(test accuracy averaged over epochs 1..E) and ``speed_difference``/``speed_ci_low``/
+``speed_ci_high`` (paired, noise - deterministic).
+
+RESULT_PLACEHOLDER
 """
 
 from __future__ import annotations
