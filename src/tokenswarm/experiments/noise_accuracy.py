@@ -68,7 +68,16 @@ Metrics (``<task>_`` prefixed): ``accuracy_<arm>``, ``accuracy_se_<arm>``,
 (test accuracy averaged over epochs 1..E) and ``speed_difference``/``speed_ci_low``/
 ``speed_ci_high`` (paired, noise - deterministic).
 
-RESULT_PLACEHOLDER
+Measured once (default sizes, seed 0, CPU, one torch thread, 2 shared cores): 24 paired
+seeds, test accuracy noise on 0.841 ± 0.007, off 0.805 ± 0.008 (mean ± s.e.); paired
+difference +0.036 ± 0.009, 95% t-interval [+0.018, +0.054] (p = 5e-4), sign test 19+/4-
+(one tie, p = 0.003), bootstrap [+0.020, +0.053]: the claim passes at this size. Both arms
+are unsaturated (per-seed maxima 0.89 and 0.86). Caveats, not tested here: the noise arm's
+``V`` is also larger at initialisation (norm), so "noise" and "larger initial value map" are
+not separated; training accuracy after 30 epochs is 0.998 (on) vs 0.989 (off), so part of
+the difference may be optimisation speed (the ``speed`` interval is also above 0); one task,
+one learning rate, one ``sigma_v2``. Wall time 5 min 39 s (333 s of training for 48 models,
+user 173 s + system 46 s, the job got 64% of a core); ``--quick`` a few seconds.
 """
 
 from __future__ import annotations
