@@ -35,8 +35,8 @@ from torch import nn
 
 __all__ = ["TrainableTransformer", "ValueInit", "VALUE_INITS"]
 
-ValueInit = Literal["random", "zero", "identity", "scaled"]
-VALUE_INITS: tuple[str, ...] = ("random", "zero", "identity", "scaled")
+ValueInit = Literal["random", "zero", "identity", "scaled", "noisy_identity"]
+VALUE_INITS: tuple[str, ...] = ("random", "zero", "identity", "scaled", "noisy_identity")
 
 
 class TrainableTransformer(nn.Module):
@@ -119,7 +119,12 @@ class TrainableTransformer(nn.Module):
           ``h^{1/2} V ~ N(0, h sigma_v2)``;
         * ``"identity"``: ``V = h^{1-a} I`` (``h^{1/2} I`` for ``a = 1/2``), so the layer is
           ``x <- N(x + h Attn_{V=I}(x))``, the Euler step of the deterministic model of
-          2312.10794 (ODE scaling, horizon 1).
+          2312.10794 (ODE scaling, horizon 1);
+        * ``"noisy_identity"``: ``V = h^{1-a} I + G``, ``G`` i.i.d. ``N(0, sigma_v2)``: the
+          deterministic model plus the value noise of 2601.21942, so the layer is
+          ``x <- N(x + h Attn_{V=I}(x) + h^{1/2} Attn_{V=G}(x))`` (the drift of the deterministic
+          flow plus the common matrix noise). ``sigma_v2 = 0`` gives ``"identity"`` exactly
+          (bit for bit: the draw is made and multiplied by 0, and ``x + 0 = x``).
 
         Other laws: embedding ``N(0, 1/p)``, positions ``N(0, 1)`` (entries of the sum O(1),
         norm ~ sqrt(d) before the norm), ``Q, K ~ N(0, 1/d)`` (O(1) logits), MLP
@@ -157,7 +162,12 @@ class TrainableTransformer(nn.Module):
             raise ValueError(f"value must be one of {VALUE_INITS}, got {value!r}")
         target = self.value[index]
         variance = (1.0 / self.d) if sigma_v2 is None else sigma_v2
-        if value in ("random", "scaled"):
+        if value == "noisy_identity":
+            eye = torch.eye(self.d, dtype=target.dtype, device=target.device)
+            mean = eye.expand(target.shape) * (1.0 / self.layers) ** (1.0 - self.residual_exponent)
+            draw = torch.randn(target.shape, generator=generator, dtype=target.dtype, device=target.device)
+            target.copy_(mean + draw * math.sqrt(variance))
+        elif value in ("random", "scaled"):
             if value == "scaled":
                 variance /= self.layers
             draw = torch.randn(target.shape, generator=generator, dtype=target.dtype, device=target.device)
