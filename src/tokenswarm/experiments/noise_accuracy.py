@@ -1,7 +1,7 @@
 """Does suppressing the value-matrix initialisation noise degrade accuracy? (2601.21942)
 
 The abstract of 2601.21942 states that "suppressing the intrinsic noise degrades accuracy";
-its protocol is not available to us (MODELS.md §2), so this experiment is **our protocol**,
+its protocol is not available to us (docs/theory/common_noise.md §4.2), so this experiment is **our protocol**,
 built to be fair and able to fail.
 
 Model (:class:`tokenswarm.nets.trainable.TrainableTransformer`): the papers' form, trained.
