@@ -2,8 +2,8 @@
 
 Everything here is an independent oracle for the simulators: nothing imports torch, and every
 formula below is either evaluated in closed form or by a high-accuracy scalar ODE/quadrature.
-References are to docs/theory/attention_ode.md (section numbers below are of that file
-unless another file is named), docs/theory/mean_field.md, and to 2312.10794 v4 ("2312") and 2512.01868 ("2512").
+References are to docs/theory/attention_ode.md and docs/theory/mean_field.md (sections cited in
+full below), and to 2312.10794 v4 ("2312") and 2512.01868 ("2512").
 
 Contents
   * equiangular reduction (docs/theory/attention_ode.md §2.6, eqs. 6.9 / 6.10): right-hand side, solution,
