@@ -1,4 +1,4 @@
-"""Tests of the attention and MLP fields against explicit python-loop references (MODELS.md §1.1)."""
+"""Tests of the attention and MLP fields against explicit python-loop references (docs/theory/attention_ode.md §2.1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests of tokenswarm.kernels (random-MLP kernel theory of 2604.26898, MODELS.md §3.2-§3.5)
+"""Tests of tokenswarm.kernels (random-MLP kernel theory of 2604.26898, docs/theory/random_mlp.md §2-§4)
 against closed forms, adaptive quadrature, Monte Carlo of wide random MLPs and of the exact
 one-step two-point motion, and of the activation-table experiment built on them."""
 

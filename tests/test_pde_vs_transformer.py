@@ -29,7 +29,7 @@ def _stochastic(shape, seed, temperature=1.0):
 # Map statistics
 # ---------------------------------------------------------------------------------------
 def test_uniform_cosine_is_inverse_frobenius_norm():
-    # MODELS.md §5: cos(vec A, vec 11ᵀ/n) = 1/|A|_F for row-stochastic A
+    # docs/theory/master_pde.md §6.2: cos(vec A, vec 11ᵀ/n) = 1/|A|_F for row-stochastic A
     A = _stochastic((6, 10, 10), 0, temperature=2.0)
     cos = pvt.map_cosine(A, pvt.uniform_maps(6, 10))
     assert torch.allclose(cos, 1 / A.flatten(1).norm(dim=1), atol=1e-12)

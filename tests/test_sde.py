@@ -94,7 +94,7 @@ def test_ito_drift_of_one_value_noise_layer():
 
 
 def test_stratonovich_and_ito_agree_for_the_mlp_field():
-    """MODELS.md §3.3: for the random-MLP field the Itô and Stratonovich SDEs coincide."""
+    """docs/theory/random_mlp.md §3.2: for the random-MLP field the Itô and Stratonovich SDEs coincide."""
     x0 = sample_uniform(3, 4, 200, generator=generator(11))
     noise = FieldNoise.draw((200,), 4, 32, activation="tanh", sigma_u=0.1, sigma_w=0.1, generator=generator(12))
     path = BrownianPath((200,), noise.shape(3, 4), 1.0, 1024, generator=generator(13))
@@ -107,7 +107,7 @@ def test_stratonovich_and_ito_agree_for_the_mlp_field():
 
 
 def test_heun_solves_a_different_sde_for_value_noise():
-    """MODELS.md §2 'Stratonovich trap': Heun on P⊥ ∘ dW y converges elsewhere than Itô."""
+    """docs/theory/common_noise.md §1.4 'Stratonovich trap': Heun on P⊥ ∘ dW y converges elsewhere than Itô."""
     runs, d = 4000, 4
     x0 = two_tokens(0.2, d, (runs,))
     path = BrownianPath((runs,), (d, d), 1.0, 256, generator=generator(14))

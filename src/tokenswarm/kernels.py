@@ -1,4 +1,4 @@
-"""Random-MLP kernel theory of 2604.26898 (MODELS.md §3.2-§3.5), NumPy/SciPy, float64.
+"""Random-MLP kernel theory of 2604.26898 (docs/theory/random_mlp.md §2-§4), NumPy/SciPy, float64.
 
 One MLP layer ``G^m(y) = m^{-1/2} W σ(d^{-1/2} U y + b_U) + b_W`` (``U: m x d``, ``W: d x m``
 with i.i.d. N(0, 1) entries, ``b_U ~ N(0, σ_U² I_m)``, ``b_W ~ N(0, σ_W² I_d)``) is centred with
@@ -15,10 +15,10 @@ with i.i.d. N(0, 1) entries, ``b_U ~ N(0, σ_U² I_m)``, ``b_W ~ N(0, σ_W² I_d
   and ``∂Cov/∂u = 1/d``), so ``K1' = κ'(1) = (1/d) E[σ'(sZ)²]``;
 * ReLU closed forms (arc-cosine kernel of order 1; ``s = 1/d + σ_U²``, ``r = (u/d + σ_U²)/s``):
   ``κ(u) = (s/2π)(√(1-r²) + r(π - arccos r)) + σ_W²``, ``κ'(u) = (π - arccos r)/(2πd)``,
-  ``K1 = 1/(2d) + σ_U²/2 + σ_W²``, ``K1' = 1/(2d)`` (re-derived; agree with MODELS.md §3.2,
+  ``K1 = 1/(2d) + σ_U²/2 + σ_W²``, ``K1' = 1/(2d)`` (re-derived; agree with docs/theory/random_mlp.md §2.3,
   including the disputed ``1/d`` of ``K1'``).
 
-Two-point motion of the pure-noise flow (Itô, MODELS.md §3.3)
+Two-point motion of the pure-noise flow (Itô, docs/theory/random_mlp.md §3.1)
 ``dX = -K1 (d-1)/2 X dt + P⊥_X dW(X)``, ``E[dW(x) dW(y)ᵀ] = κ(<x,y>) I_d dt``. For two points
 the noise covariances are ``K1 P⊥_x`` (each point) and ``κ(u) P⊥_x P⊥_y`` (cross), so Itô's
 formula for ``u = <X, Y>`` gives (derivation in docs/random_mlp.md)
@@ -29,8 +29,9 @@ formula for ``u = <X, Y>`` gives (derivation in docs/random_mlp.md)
 
 With the pair energy ``g(u) = ½(e^β - e^{βu})`` (so that ``E_β(μ) = (1/n²) Σ_{i,j} g(u_ij)``):
 ``L g(u) = -½ β e^{βu} G(u)``,
-``G(u) = κ(u)(d - 2 + u² - βu(1-u²)) + K1 (β(1-u²) - (d-1) u)``, i.e. MODELS.md's pure-noise
-identity ``d/dt E[E_β] = E[(1/n²) Σ_{i,j} -½ β e^{βu_ij} G(u_ij)]`` holds (it is verified here).
+``G(u) = κ(u)(d - 2 + u² - βu(1-u²)) + K1 (β(1-u²) - (d-1) u)``, i.e. the pure-noise
+identity of docs/theory/random_mlp.md §4.2,
+``d/dt E[E_β] = E[(1/n²) Σ_{i,j} -½ β e^{βu_ij} G(u_ij)]`` holds (it is verified here).
 Since ``L g = -F g`` with ``F(u) = β e^{βu} G(u) / (e^β - e^{βu})``, ``d/dt E[E_β] <= λ̄' E[E_β]``
 with ``λ̄' = -inf_{[-1,1)} F``; ``G(1) = 0`` and ``G'(1) = λ̄`` give ``F(1⁻) = -λ̄``. ``G`` and ``F``
 are evaluated in a cancellation-free form near ``u = 1`` (see :func:`_mean_slope`).
@@ -421,7 +422,7 @@ def relu_K1_prime(d: int, sigma_u: float = 0.0, sigma_w: float = 0.0) -> float:
 
 
 def relu_proposition_1_5(d: int, sigma_u: float = 0.0, sigma_w: float = 0.0) -> tuple[float, float]:
-    """Prop. 1.5 as printed (MODELS.md §3.5): ``(λ₁, λ̄)`` for ReLU.
+    """Prop. 1.5 as printed (docs/theory/random_mlp.md §4.6): ``(λ₁, λ̄)`` for ReLU.
 
     ``λ₁ = -1/(2d) - (σ_U² + 2σ_W²)(d-1)/4`` and ``λ̄ = 1/d - (σ_U² + 2σ_W²)(d-3)/2``; substituting
     ``K1 = 1/(2d) + (σ_U² + 2σ_W²)/2``, ``K1' = 1/(2d)`` in the definitions gives exactly these
@@ -610,7 +611,7 @@ def activation_criterion(
     derivative: Function | None = None,
     nodes: int | None = None,
 ) -> bool:
-    """MODELS.md §3.5: ``((d-1)/d) E[σ'(V)²] < (d-3)(E[σ(V)²] + σ_W²)``, ``V ~ N(0, 1/d + σ_U²)``.
+    """docs/theory/random_mlp.md §4.5: ``((d-1)/d) E[σ'(V)²] < (d-3)(E[σ(V)²] + σ_W²)``, ``V ~ N(0, 1/d + σ_U²)``.
 
     Evaluated directly by 1-D quadrature (not through :func:`lambda_bar`); equivalent to ``λ̄ < 0``.
     """

@@ -1,4 +1,6 @@
-"""Common-noise models: randomness shared by all tokens of a system (MODELS.md §2-§3).
+"""Common-noise models: randomness shared by all tokens of a system.
+
+(docs/theory/common_noise.md §1; docs/theory/random_mlp.md §1-§3.)
 
 A noise model turns a Gaussian increment ``dW`` (variance ``dt`` per entry, one per system,
 shared by its tokens) into a displacement of every token:

@@ -4,7 +4,7 @@ Every function acts on the last axis and broadcasts over leading ones: a state i
 tensor of shape ``(*batch, n, d)`` holding ``n`` tokens of dimension ``d`` for each of
 the independent systems indexed by ``batch``.
 
-Conventions (MODELS.md §0):
+Conventions (docs/theory/attention_ode.md §1):
 
 * tangent projection ``P⊥_x v = v - <x, v> x``;
 * retraction ``N(z) = z / |z|`` (what a post-norm Transformer layer does);
@@ -215,7 +215,7 @@ def effective_beta(logit_scale: float, radius: float, qk_scale: float = 1.0) -> 
     """Unit-sphere inverse temperature of attention computed on tokens of norm ``radius``.
 
     Logits ``s <W_Q x̃_i, W_K x̃_j>`` on ``x̃ = r x`` with ``W_QᵀW_K = c I`` equal
-    ``beta <x_i, x_j>`` with ``beta = s r² c`` (MODELS.md §0). Example: RMSNorm radius
+    ``beta <x_i, x_j>`` with ``beta = s r² c`` (docs/theory/attention_ode.md §1.4). Example: RMSNorm radius
     ``sqrt(d)``, ``s = 1/sqrt(d)``, ``c = 1`` gives ``beta = sqrt(d)``.
     """
     return logit_scale * radius**2 * qk_scale

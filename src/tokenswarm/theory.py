@@ -2,15 +2,17 @@
 
 Everything here is an independent oracle for the simulators: nothing imports torch, and every
 formula below is either evaluated in closed form or by a high-accuracy scalar ODE/quadrature.
-References are to MODELS.md and to 2312.10794 v4 ("2312") and 2512.01868 ("2512").
+References are to docs/theory/attention_ode.md and docs/theory/mean_field.md (sections cited in
+full below), and to 2312.10794 v4 ("2312") and 2512.01868 ("2512").
 
 Contents
-  * equiangular reduction (MODELS.md §1.6, eqs. 6.9 / 6.10): right-hand side, solution,
+  * equiangular reduction (docs/theory/attention_ode.md §2.6, eqs. 6.9 / 6.10): right-hand side, solution,
     crossing times, late-time slope;
-  * energies of reference configurations (§1.4): uniform measure, regular simplex,
+  * energies of reference configurations (docs/theory/attention_ode.md §2.4): uniform measure, regular simplex,
     cross-polytope;
-  * long-context single-layer oracle (§1.8) and its n -> infinity limit;
-  * the circle d = 2 (§1.5): angle velocities (7.1), linear growth rates of the mean-field
+  * long-context single-layer oracle (docs/theory/attention_ode.md §2.8) and its n -> infinity limit;
+  * the circle d = 2 (docs/theory/attention_ode.md §2.5; docs/theory/mean_field.md §2.2): angle
+    velocities (7.1), linear growth rates of the mean-field
     equation at the uniform density, the fastest mode and the sqrt(beta) cluster prediction;
   * Wendel's hemisphere probability (Thm 6.7).
 
@@ -87,7 +89,7 @@ def _scalar_or_array(values: NDArray[np.float64]) -> FloatOrArray:
     return float(values) if values.ndim == 0 else values
 
 
-# --------------------------------------------------------------------------- §1.6 equiangular
+# ------------------------------------------------------------ docs/theory/attention_ode.md §2.6 equiangular
 
 
 def _log_rate(rho: NDArray[np.float64] | float, n: int, beta: float, model: str) -> NDArray[np.float64]:
@@ -107,7 +109,7 @@ def _log_rate(rho: NDArray[np.float64] | float, n: int, beta: float, model: str)
 
 
 def equiangular_rhs(rho: ArrayLike, n: int, beta: float, model: Model | str) -> FloatOrArray:
-    """Right-hand side ``rho' = f(rho)`` of the equiangular reduction (MODELS.md §1.6).
+    """Right-hand side ``rho' = f(rho)`` of the equiangular reduction (docs/theory/attention_ode.md §2.6).
 
     If ``<x_i, x_j> = rho`` for all ``i != j`` (Q = K = V = I), the configuration stays
     equiangular and, with ``v_i = sum_j A_ij x_j`` and ``A_ii = e^beta / Z``,
@@ -117,7 +119,7 @@ def equiangular_rhs(rho: ArrayLike, n: int, beta: float, model: Model | str) -> 
     * SA (6.9):  ``rho' = 2 e^{beta rho}(1-rho)((n-1)rho+1) / (e^beta + (n-1) e^{beta rho})``
     * USA (6.10): ``rho' = (2/n) e^{beta rho}(1-rho)((n-1)rho+1)``
 
-    (re-derived; agrees with MODELS.md).
+    (re-derived; agrees with docs/theory/attention_ode.md §2.6).
 
     Args:
         rho: common inner product(s), any shape, in ``[-1/(n-1), 1]``.
@@ -265,7 +267,7 @@ def equiangular_late_slope(n: int, beta: float, model: Model | str) -> float:
     ``g_USA(rho) = (2/n) e^{beta rho}((n-1) rho + 1)``. As ``rho -> 1``: ``(n-1) rho + 1 -> n``
     and the SA denominator ``-> n e^beta``, so ``g_SA(1) = 2`` and ``g_USA(1) = 2 e^beta``
     (equivalently ``f'(1) = -g(1)`` for ``rho' = f(rho)``). Hence ``1 - rho ~ C e^{-2t}`` (SA, every
-    beta and n) and ``~ C e^{-2 e^beta t}`` (USA), confirming MODELS.md §1.6.
+    beta and n) and ``~ C e^{-2 e^beta t}`` (USA), confirming docs/theory/attention_ode.md §2.6.
 
     Returns:
         ``-2`` for SA, ``-2 e^beta`` for USA.
@@ -276,7 +278,7 @@ def equiangular_late_slope(n: int, beta: float, model: Model | str) -> float:
     return -float(_log_rate(1.0, n, beta, name))
 
 
-# --------------------------------------------------------------------------- §1.4 energies
+# --------------------------------------------------------------- docs/theory/attention_ode.md §2.4 energies
 
 
 def _log_uniform_mgf_quadrature(beta: float, d: int) -> float:
@@ -337,7 +339,7 @@ def log_uniform_energy(beta: ArrayLike, d: int) -> FloatOrArray:
 
 
 def uniform_energy(beta: ArrayLike, d: int) -> FloatOrArray:
-    """Interaction energy of the uniform measure ``sigma_d`` on S^{d-1} (MODELS.md §1.4).
+    """Interaction energy of the uniform measure ``sigma_d`` on S^{d-1} (docs/theory/attention_ode.md §2.4).
 
     ``E_beta[sigma_d] = (1/(2 beta)) E[e^{beta u}]``, ``u = <x, y>`` with density proportional to
     ``(1 - u^2)^{(d-3)/2}`` on ``[-1, 1]``, and
@@ -367,7 +369,7 @@ def simplex_energy(beta: ArrayLike, d: int) -> FloatOrArray:
     ``E_beta = (n e^beta + n(n-1) e^{-beta/d}) / (2 beta n^2)``, evaluated as
     ``e^beta (1 + (n-1) e^{-beta (1 + 1/d)}) / (2 beta n)`` so that only the final factor can
     overflow. The simplex minimises the repulsive energy among (d+1)-point configurations
-    (MODELS.md §1.4).
+    (docs/theory/attention_ode.md §2.4).
 
     Args:
         beta: inverse temperature(s) ``> 0``, any shape.
@@ -397,13 +399,13 @@ def cross_polytope_energy(beta: ArrayLike, d: int) -> FloatOrArray:
     return _scalar_or_array(values)
 
 
-# --------------------------------------------------------------------------- §1.8 long context
+# ----------------------------------------------------------- docs/theory/attention_ode.md §2.8 long context
 
 
 def long_context_cosine(rho: ArrayLike, gamma: ArrayLike, n: ArrayLike) -> FloatOrArray:
     """Cosine ``<theta_i, theta_j>`` between two outputs of one SA layer on equiangular inputs.
 
-    Setting (MODELS.md §1.8): unit inputs with ``<x_i, x_j> = rho`` (i != j), ``beta = gamma log n``,
+    Setting (docs/theory/attention_ode.md §2.8): unit inputs with ``<x_i, x_j> = rho`` (i != j), ``beta = gamma log n``,
     ``y_i = sum_j A_ij x_j = r_i theta_i`` with softmax weights ``A_ii = a = n^gamma / Z``,
     ``A_ij = b = n^{gamma rho} / Z``, ``Z = n^gamma + (n-1) n^{gamma rho}`` (``e^beta = n^gamma``).
     Derivation: for any weights, ``sum_{j,k} A_ij A_lk <x_j, x_k> = (1-rho) sum_j A_ij A_lj
@@ -412,7 +414,7 @@ def long_context_cosine(rho: ArrayLike, gamma: ArrayLike, n: ArrayLike) -> Float
     * ``|y_i|^2 = rho + (1 - rho)(a^2 + (n-1) b^2)``,
     * ``<y_i, y_l> = rho + (1 - rho)(2ab + (n-2) b^2)``  (i != l),
 
-    and the cosine is their ratio (re-derived; agrees with MODELS.md). ``a`` and ``b`` are formed
+    and the cosine is their ratio (re-derived; agrees with docs/theory/attention_ode.md §2.8). ``a`` and ``b`` are formed
     in log space (``log Z`` by ``logaddexp``), so astronomically large ``n`` (1e300) and
     ``n^gamma`` are fine; ``n`` may be any real ``>= 2`` for asymptotic studies.
 
@@ -468,7 +470,7 @@ def long_context_limit(rho: ArrayLike, gamma: ArrayLike, *, rtol: float = 1e-12)
     return _scalar_or_array(limit)
 
 
-# --------------------------------------------------------------------------- §1.5 circle
+# ----------------------------------------------------------------- docs/theory/attention_ode.md §2.5 circle
 
 
 def angle_velocity(theta: ArrayLike, beta: float, model: Model | str) -> NDArray[np.float64]:
@@ -504,7 +506,8 @@ def angle_velocity(theta: ArrayLike, beta: float, model: Model | str) -> NDArray
 def circle_growth_rate(k: ArrayLike, beta: float, model: Model | str) -> FloatOrArray:
     """Growth rate of Fourier mode ``k`` of the circle mean-field equation at the uniform density.
 
-    Model (MODELS.md §1.5): ``d_t rho + d_theta(rho v[rho]) = 0`` with ``h(theta) = e^{beta cos theta}``,
+    Model (docs/theory/attention_ode.md §2.5; docs/theory/mean_field.md §2):
+    ``d_t rho + d_theta(rho v[rho]) = 0`` with ``h(theta) = e^{beta cos theta}``,
     ``(f * rho)(theta) = int f(theta - theta') rho(theta') dtheta'``,
     ``v = beta^{-1} (h' * rho)`` (USA) or ``beta^{-1} (h' * rho) / (h * rho)`` (SA); these are the
     mean-field limits of (7.1), since ``-e^{beta cos s} sin s = h'(s)/beta``.
@@ -584,7 +587,7 @@ class MetastablePrediction(NamedTuple):
 def sqrt_beta_cluster_prediction(beta: float) -> MetastablePrediction:
     """The ``Theta(sqrt(beta))`` prediction of 2512 for the first metastable state.
 
-    2512 (§3; MODELS.md §1.2) linearises the mean-field equation at the uniform measure: starting
+    2512 (§3; docs/theory/mean_field.md §2.2) linearises the mean-field equation at the uniform measure: starting
     near uniform, the perturbation is dominated by the fastest-growing mode, whose wavelength sets
     the number of clusters that first form, and this number is ``Theta(sqrt(beta))`` as
     ``beta -> inf``. On the circle the growth rates are ``lambda_k ∝ k^2 I_k(beta)``

@@ -1,8 +1,8 @@
-"""Two tokens under common noise: exact one-dimensional reductions (MODELS.md §2, 2601.21942).
+"""Two tokens under common noise: exact one-dimensional reductions (docs/theory/common_noise.md §2, 2601.21942).
 
 For ``n = 2`` the whole state, up to a common rotation, is the inner product
 ``rho = <x_1, x_2>``, and ``rho`` is itself a diffusion on ``[-1, 1]``. This module derives it for
-the two models of MODELS.md §2 and gives exact oracles (NumPy/SciPy, float64) and reduced
+the two models of docs/theory/common_noise.md §1 and §3 and gives exact oracles (NumPy/SciPy, float64) and reduced
 simulators (torch) for it. Derivations are in ``docs/two_token.md``; the short forms are:
 
 **Value-noise limit** (SA, ``QᵀK = beta I``, common Brownian matrix ``W`` with entry variance
@@ -16,7 +16,7 @@ simulators (torch) for it. Derivations are in ``docs/two_token.md``; the short f
                          log(1 + rho) at -1:  sigma2 [(d-1) sech²(beta) - 2]
     antipodal state attracting  <=>  cosh(2 beta) > d - 2  <=>  beta > beta_c(d) = ½ arccosh(d-2)
 
-**Hybrid model** (USA, ``V_k = (h + eps xi_k sqrt(h)) I``, MODELS.md Prop. 1)::
+**Hybrid model** (USA, ``V_k = (h + eps xi_k sqrt(h)) I``, Prop. 1; docs/theory/common_noise.md §3)::
 
     d rho = e^{beta rho}(1 - rho²)[1 - eps²(e^beta/2 + e^{beta rho} rho)] dt + eps e^{beta rho}(1 - rho²) dB
     dz    = e^{beta rho} (1 - eps² e^beta / 2) dt + eps e^{beta rho} dB
@@ -737,7 +737,7 @@ def hybrid_lyapunov_exponents(beta: ArrayLike, eps: ArrayLike) -> tuple[FloatOrA
 
     ``∓2`` times the limits of the ``z`` drift ``e^{±beta} kappa``, ``kappa = 1 - eps² e^beta/2``:
     at ``+1``: ``-2 e^beta + eps² e^{2 beta}``; at ``-1``: ``2 e^{-beta} - eps²``. Both change sign
-    at ``eps_c = sqrt(2) e^{-beta/2}`` (``eps = 0``: ``-2 e^beta``, the USA rate of MODELS.md §1.6).
+    at ``eps_c = sqrt(2) e^{-beta/2}`` (``eps = 0``: ``-2 e^beta``, the USA rate of docs/theory/attention_ode.md §2.6).
     """
     b = _nonnegative("beta", beta)
     e = _nonnegative("eps", eps)

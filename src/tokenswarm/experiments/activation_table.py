@@ -1,4 +1,4 @@
-"""The table of 2604.26898 §1.4-1.5: ``K(1), K'(1), λ₁, λ̄`` per activation, d and bias (MODELS.md §3.6).
+"""The table of 2604.26898 §1.4-1.5: ``K(1), K'(1), λ₁, λ̄`` per activation, d and bias (docs/theory/random_mlp.md §5.2).
 
 Pure quadrature (:mod:`tokenswarm.kernels`), no simulation: for every activation, dimension
 ``d`` and bias ``σ_U = σ_W = bias`` the row holds ``K1 = κ(1)``, ``K1' = κ'(1)``, the top Lyapunov
@@ -61,7 +61,7 @@ class Params:
 
 
 def paper_sign(activation: str, d: int, bias: float) -> bool | None:
-    """The paper's sign of λ̄ (True: negative) where its table has the cell, else None (MODELS.md §3.6)."""
+    """The paper's sign of λ̄ (True: negative) where its table has the cell, else None (docs/theory/random_mlp.md §5.2)."""
     if activation not in PAPER_ACTIVATIONS or d not in PAPER_D or not any(math.isclose(bias, b, abs_tol=1e-12) for b in PAPER_BIAS):
         return None
     return activation == "sigmoid" or (math.isclose(bias, 0.1) and d in (64, 128))
@@ -120,7 +120,7 @@ def claims_for(p: Params, rows: list[dict]) -> tuple[list[Claim], dict]:
     relu_error = relu_closed_form_error(p.d, p.bias)
     extra["relu_max_error"] = relu_error
     claims.append(claim_less(
-        "ReLU closed forms of κ, κ', K(1), K'(1) match quadrature", REFERENCE + "; MODELS.md §3.2",
+        "ReLU closed forms of κ, κ', K(1), K'(1) match quadrature", REFERENCE + "; docs/theory/random_mlp.md §2.3",
         relu_error, 1e-9,
         detail=f"max abs error over d = {p.d}, bias = {p.bias}, u on [-1, 1] incl. 1 - u, 1 + u down to 1e-12; "
                "κ, κ' by polar quadrature split at the kinks, K(1), K'(1) by half-line Gauss-Laguerre",
@@ -148,13 +148,13 @@ def claims_for(p: Params, rows: list[dict]) -> tuple[list[Claim], dict]:
                   + ("; ".join(f"{_cell(row)} (λ̄ = {row['lambda_bar']:.4g})" for row in mismatches) or "none"))
         claims.append(check(
             "λ̄ < 0 for sigmoid everywhere; for relu, tanh, silu only with bias 0.1 and d ∈ {64, 128}",
-            REFERENCE + "; MODELS.md §3.6", len(mismatches), "0 mismatching cells", not mismatches, detail,
+            REFERENCE + "; docs/theory/random_mlp.md §5.2", len(mismatches), "0 mismatching cells", not mismatches, detail,
         ))
     s1_rows = [row for row in rows if row["S1"]]
     if s1_rows:
         not_decaying = [row for row in s1_rows if not row["lambda_bar_prime"] < 0]
         claims.append(check(
-            "Thm 1.4 (ε = 0): λ̄'(β) < 0 wherever S1 holds", "2604.26898 Thm 1.4; MODELS.md §3.5",
+            "Thm 1.4 (ε = 0): λ̄'(β) < 0 wherever S1 holds", "2604.26898 Thm 1.4; docs/theory/random_mlp.md §4.4",
             len(not_decaying), "0 cells", not not_decaying,
             detail=f"β = {p.beta:g}; {len(s1_rows)} S1 cells (GELU included); failing: "
                    + ("; ".join(_cell(row) for row in not_decaying) or "none"),

@@ -1,6 +1,7 @@
 """Stochastic continuity equation with common noise on the circle, pathwise against particles.
 
-MODELS.md §3.3: with the random-MLP field ``W_t(x) = Σ_r φ_r(x) B^r_t + σ_W B^0_t`` (finite rank
+docs/theory/random_mlp.md §3.3 and docs/theory/mean_field.md §4: with the random-MLP field
+``W_t(x) = Σ_r φ_r(x) B^r_t + σ_W B^0_t`` (finite rank
 ``M``, ``φ_r(x) = σ(U_r·x/√d + b_r)/√M``, one draw shared by all tokens) the tokens follow
 ``dX = P⊥Attn dt + P⊥∘dW_t(X)`` and their empirical measure solves the SPDE
 ``dμ + ∂_θ(μ v[μ]) dt + Σ_j ∂_θ(μ c_j)∘dB^j = 0``. One realisation of ``B`` drives both:
@@ -64,7 +65,7 @@ class Params:
 @register(
     "common-noise-pde",
     title="SPDE with common noise on the circle against particles driven by the same noise",
-    reference="2604.26898 §1 (SPDE, Prop. 1.2); MODELS.md §3.3",
+    reference="2604.26898 §1 (SPDE, Prop. 1.2); docs/theory/random_mlp.md §3.3",
     params=Params,
     dtypes=("float64",),
     dtype_reason="the SPDE remap conserves mass to 1e-12, a float64 statement",
@@ -109,7 +110,7 @@ def run(p: Params, ctx: RunContext) -> Result:
                    detail="max_t |M(t) - M(0)| / M(0)"),
         claim_between("the density never becomes negative", "monotone remap, CFL", min_density, 0.0, np.inf),
         claim_less("particles follow the SPDE driven by their own noise, not another realisation",
-                   "SPDE pathwise limit (MODELS.md §3.3)", ratio, 0.2,
+                   "SPDE pathwise limit (docs/theory/random_mlp.md §3.3)", ratio, 0.2,
                    detail=f"W1(particles, SPDE same noise) / W1(particles, SPDE independent noise) at t_max, n = {p.n[-1]}"),
         claim_between("W1(particles, SPDE) falls like n^(-1/2) at t_max", "2604.26898 Prop. 1.2 (d = 2: n^(-1/2))",
                       slope, -0.7, -0.3, detail=f"fitted slope over n = {p.n} ({p.runs} draws each), s.e. {slope_se:.3f}"),

@@ -108,7 +108,7 @@ def random_mlp_strong(p: Params, ctx: RunContext):
 
 
 def relu_kappa_torch(u: torch.Tensor, d: int, sigma_u: float, sigma_w: float) -> torch.Tensor:
-    """ReLU kernel ``κ(u)`` on the sphere (closed form, MODELS.md §3.2), differentiable torch version."""
+    """ReLU kernel ``κ(u)`` on the sphere (closed form, docs/theory/random_mlp.md §2.3), differentiable torch version."""
     s = 1.0 / d + sigma_u**2
     r = ((u / d + sigma_u**2) / s).clamp(-1.0, 1.0)
     return s / (2 * math.pi) * (torch.sqrt(1 - r * r) + r * (math.pi - torch.arccos(r))) + sigma_w**2

@@ -1,4 +1,6 @@
-"""Information flow through depth: a trained digits ViT and its fitted master PDE (2408.09523 v1; MODELS.md §5).
+"""Information flow through depth: a trained digits ViT and its fitted master PDE.
+
+(2408.09523 v1; docs/theory/master_pde.md §6.)
 
 2408.09523 v1 combines its PDE with the information bottleneck; its estimators and numbers are
 not available, so this is **our protocol**. Per layer ``l = 0..L`` (``T_0`` = the embedded
@@ -17,7 +19,7 @@ tokens, ``T_L`` = the last block's output before the final norm), with ``T_l`` t
   - ``probe_y``: ``H(Y) - CE`` of a logistic probe trained on the PDE-fitting training images,
     evaluated on the held-out ones (a lower bound on ``I(T_l; Y)``);
   - ``binned_x`` / ``binned_y``: plug-in entropies after 30 equal-width bins per coordinate
-    (saturates at ``log N`` when every image has its own cell: the MODELS.md §5 caveat).
+    (saturates at ``log N`` when every image has its own cell: the caveat of docs/theory/master_pde.md §6.3).
 
 * The data-processing check: ``X -> T_l -> T_{l+1}`` is a Markov chain for the deterministic
   network *and* for the PDE trajectory, so the exact ``I(X; T_l)`` and ``I(T_l; Y)`` are
@@ -74,7 +76,7 @@ from tokenswarm.threads import torch_threads
 
 __all__ = ["Params", "run", "dpi_holds", "layer_representations", "gradient_norms", "perturbation_response"]
 
-REFERENCE = "2408.09523 v1 (information bottleneck, gradient flow, perturbations); protocol ours, MODELS.md §5"
+REFERENCE = "2408.09523 v1 (information bottleneck, gradient flow, perturbations); protocol ours, docs/theory/master_pde.md §6"
 ESTIMATORS = ("noise_x_upper", "noise_x_lower", "noise_y", "knn_y", "probe_y", "binned_x", "binned_y")
 CLAIMED = (("noise_x_upper", "I(X; T_l), noise KL bound"), ("knn_y", "I(T_l; Y), k-NN"),
            ("noise_y", "I(T_l; Y), noise KL"))
@@ -320,7 +322,7 @@ def _run(p: Params, ctx: RunContext) -> Result:
             values = mi[name][estimator]["value"]
             claims.append(check(
                 f"{name}: {label} non-increasing in depth (within 2 s.e.)",
-                "data-processing inequality, X -> T_l -> T_l+1 (MODELS.md §5)", max(excess),
+                "data-processing inequality, X -> T_l -> T_l+1 (docs/theory/master_pde.md §6.3)", max(excess),
                 "every step: est_{l+1} - est_l - 2 s.e.(paired difference) <= 0", holds,
                 detail=(f"estimates per layer {[round(v, 4) for v in values]} ± "
                         f"{[round(s, 4) for s in mi[name][estimator]['se']]} (nats; N = {n_eval}, log N = {log_n:.3f}, "

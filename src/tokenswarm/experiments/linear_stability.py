@@ -105,7 +105,7 @@ def clusters_from_uniform(beta: float, model_name: str, grid: CircleGrid, noise:
 @register(
     "linear-stability",
     title="Growth rates of Fourier modes at the uniform density; clusters against the fastest mode",
-    reference="2512.01868 (linearisation at the uniform measure, Θ(√β) clusters); MODELS.md §1.5",
+    reference="2512.01868 (linearisation at the uniform measure, Θ(√β) clusters); docs/theory/mean_field.md §2.2",
     params=Params,
     dtypes=("float64",),
     dtype_reason="growth rates of 1e-4 perturbations are below float32 resolution",
@@ -140,7 +140,7 @@ def run(p: Params, ctx: RunContext) -> Result:
     k_star = CircleModel(beta=list(p.cluster_betas), model=p.model).fastest_mode()
 
     claims = [
-        claim_less(f"PDE growth rate of mode {p.mode} matches the prediction", "linearisation (MODELS.md §1.5)",
+        claim_less(f"PDE growth rate of mode {p.mode} matches the prediction", "linearisation (docs/theory/mean_field.md §2.2)",
                    abs(measured / predicted - 1), 0.02,
                    detail=f"measured {measured:.6g} vs predicted {predicted:.6g} (relative error)"),
         claim_less(f"particle growth rate of mode {p.mode} matches the prediction", "linearisation, n particles",

@@ -3,7 +3,7 @@
 The abstract of 2601.21942 states that "suppressing the intrinsic noise degrades accuracy",
 i.e. a deep Transformer whose value matrices carry their random-initialisation noise is
 *more* accurate than the same Transformer with that noise switched off. Its protocol is not
-available to us (MODELS.md §2), so this experiment is **our protocol** for that comparison,
+available to us (docs/theory/common_noise.md §4.2), so this experiment is **our protocol** for that comparison,
 built to be fair and able to fail.
 
 Model (:class:`tokenswarm.nets.trainable.TrainableTransformer`, the papers' form, trained):

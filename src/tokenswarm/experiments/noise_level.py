@@ -1,4 +1,4 @@
-"""The value-noise variance is a pure time change (MODELS.md §2): outcomes depend on sigma2 * t.
+"""The value-noise variance is a pure time change (docs/theory/common_noise.md §1.3): outcomes depend on sigma2 * t.
 
 For several ``sigma2`` with ``sigma2 * t_max`` fixed, independent runs of the two-token
 value-noise SDE (independent seeds per ``sigma2``) should give outcome fractions that agree
@@ -37,7 +37,7 @@ class Params:
 @register(
     "noise-level",
     title="Outcomes depend on sigma_v^2 only through sigma_v^2 t",
-    reference="2601.21942 (diffusion scaling; MODELS.md §2: sigma_v^2 is a time change)",
+    reference="2601.21942 (diffusion scaling; docs/theory/common_noise.md §1.3: sigma_v^2 is a time change)",
     params=Params,
     quick={"runs": 600, "steps": 500},
 )
@@ -56,7 +56,7 @@ def run(p: Params, ctx: RunContext) -> Result:
     used = table[:, table.sum(0) > 0]
     chi2, p_value, dof, _ = stats.chi2_contingency(used) if used.shape[1] > 1 else (0.0, 1.0, 0, None)
     claims = [claim_greater(
-        "outcome fractions independent of sigma2 at fixed sigma2 * t", "2601.21942 / MODELS.md §2 (time change)",
+        "outcome fractions independent of sigma2 at fixed sigma2 * t", "2601.21942 / docs/theory/common_noise.md §1.3 (time change)",
         float(p_value), 0.01,
         detail=f"chi-square homogeneity p-value over sigma2 in {p.sigma2} (chi2 = {chi2:.3g}, dof = {dof}), "
                f"{p.runs} independent runs each",

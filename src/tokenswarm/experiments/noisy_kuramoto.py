@@ -1,6 +1,6 @@
 """Noisy Kuramoto (β = 0 with noise): the pitchfork of the order parameter at κ = 2.
 
-MODELS.md §1.10: ``dθ_i = (1/n) Σ_j sin(θ_j − θ_i) dt + √(2/κ) dW_i``, Fokker–Planck
+docs/theory/mean_field.md §3.2: ``dθ_i = (1/n) Σ_j sin(θ_j − θ_i) dt + √(2/κ) dW_i``, Fokker–Planck
 ``∂_tρ + ∂_θ(ρ v) = κ^{-1} ∂_θθρ``. Stationary densities are ``ρ ∝ e^{κ r cos(θ − ψ)}`` with the
 order parameter ``r = |∫ρ e^{iθ}|`` solving the self-consistency equation
 ``r = I_1(κ r)/I_0(κ r)``; since ``I_1(x)/I_0(x) = x/2 − x³/16 + …`` a non-zero root exists iff
@@ -64,7 +64,7 @@ class Params:
 @register(
     "noisy-kuramoto",
     title="Noisy Kuramoto: the order parameter bifurcates at kappa = 2",
-    reference="2512.01868 (noisy Transformer, beta = 0); MODELS.md §1.10",
+    reference="2512.01868 (noisy Transformer, beta = 0); docs/theory/mean_field.md §3.2",
     params=Params,
     dtypes=("float64",),
     dtype_reason="the order parameter near the bifurcation is below float32 resolution",
@@ -118,7 +118,7 @@ def run(p: Params, ctx: RunContext) -> Result:
     resolution = float(np.diff(kappas).max())
     claims = [
         claim_between("the PDE's order parameter switches on between neighbouring grid values around kappa = 2",
-                      "MODELS.md §1.10 (pitchfork at kappa = 2)", 2.0, bracket[0], bracket[1],
+                      "docs/theory/mean_field.md §3.2 (pitchfork at kappa = 2)", 2.0, bracket[0], bracket[1],
                       detail=f"last disordered / first ordered grid kappa (r > {p.threshold}); grid step {resolution:g}"),
         claim_less("the zero of the measured mode-1 rate is kappa = 2", "linear rate 1/2 - 1/kappa",
                    abs(kappa_c_rate - 2.0), 1e-2 * resolution,

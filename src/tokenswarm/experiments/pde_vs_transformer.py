@@ -1,9 +1,9 @@
-"""Do a fitted master PDE's attention maps agree with a Transformer's? (2408.09523 v1; MODELS.md §4-§5)
+"""Do a fitted master PDE's attention maps agree with a Transformer's? (2408.09523 v1; docs/theory/master_pde.md §6)
 
 2408.09523 v1 states that on image and text data the attention distributions of its PDE and of
 the Transformer have cosine similarity above 0.98 in every layer. The paper's equation, models,
-data and aggregation are not available (MODELS.md §5), so this is **our protocol**, built so that
-the claim can fail and with the baselines MODELS.md §5 asks for.
+data and aggregation are not available (docs/theory/master_pde.md §6.1), so this is **our protocol**, built so that
+the claim can fail and with the baselines of docs/theory/master_pde.md §6.2.
 
 Models and data (no downloads):
 
@@ -46,7 +46,7 @@ vectors; mean over examples with its standard error (examples independent). Comp
   (teacher forced: isolates the attention operator);
 * ``attention_cosine_free``: the PDE's map on its own trajectory from ``u^0`` (the simulation);
 * baselines against the same Transformer maps: ``uniform`` (``11ᵀ/n``: ``cos = 1/|Ā|_F``,
-  MODELS.md §5), ``shuffled`` (the Transformer's maps of every *other* layer, averaged over those
+  docs/theory/master_pde.md §6.2), ``shuffled`` (the Transformer's maps of every *other* layer, averaged over those
   layers), ``random_init`` (an untrained model of the same architecture on the same inputs:
   a fresh ViT seed, or MiniLM's architecture with random weights);
 * ``attention_cosine_matched_heads`` (``learned`` form only): per-head cosine after matching PDE
@@ -117,7 +117,7 @@ __all__ = [
 ]
 
 Modality = Literal["image", "text"]
-REFERENCE = "2408.09523 v1 (attention cosine > 0.98 at every layer); protocol ours, MODELS.md §4-§5"
+REFERENCE = "2408.09523 v1 (attention cosine > 0.98 at every layer); protocol ours, docs/theory/master_pde.md §6"
 
 
 @dataclass
@@ -487,7 +487,7 @@ def _claims(p: Params, modality: str, form: str, stats: dict, summary: dict, qui
         lower = [m - 2 * s for m, s in zip(lead, lead_se)]
         claims.append(check(
             f"{modality}, {form} PDE: beats the {label} baseline by {p.margin:g} in every layer",
-            REFERENCE + "; baseline protocol MODELS.md §5", min(lower),
+            REFERENCE + "; baseline protocol docs/theory/master_pde.md §6.2", min(lower),
             f"paired (PDE - {baseline}) mean - 2 s.e. > {p.margin:g} in all {layers} layers",
             all(v > p.margin for v in lower),
             detail=(f"paired lead per layer {[round(v, 4) for v in lead]} ± {[round(s, 4) for s in lead_se]} "

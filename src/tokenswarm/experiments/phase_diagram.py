@@ -3,7 +3,7 @@
 The statistic is the fraction of ordered pairs ``i != j`` with ``<x_i(t), x_j(t)> > 0.999``,
 averaged over independent i.i.d.-uniform starts, on a grid of inverse temperatures and
 times, in the *accurate* scheme (RK4 + retraction, converges to the ODE) and the *authors'*
-scheme (``x <- N(x + eta y)``, ``eta = step``, MODELS.md §1.13).
+scheme (``x <- N(x + eta y)``, ``eta = step``, docs/theory/attention_ode.md §3.2).
 """
 
 from __future__ import annotations

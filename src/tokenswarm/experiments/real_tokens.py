@@ -58,7 +58,7 @@ __all__ = [
     "wasserstein1",
 ]
 
-REFERENCE = "2312.10794 §1, Fig. 1 (token histograms across layers); MODELS.md §1.1"
+REFERENCE = "2312.10794 §1, Fig. 1 (token histograms across layers); docs/theory/probing.md §1"
 
 
 @dataclass

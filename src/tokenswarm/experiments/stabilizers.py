@@ -1,9 +1,9 @@
-"""Residual connections and normalisation as stabilisers (2408.09523 v2 abstract; MODELS.md §4).
+"""Residual connections and normalisation as stabilisers (2408.09523 v2 abstract; docs/theory/master_pde.md §1).
 
 The abstract of 2408.09523 v2 says that, compared with a PDE simulator lacking them, a Transformer
 without residual connections suffers "catastrophic representational drift" and one without layer
 normalisation "unstable, explosive training dynamics". Its models, data and numbers are unknown
-(MODELS.md §4), so this experiment is **our protocol** on ordinary Transformers
+(docs/theory/master_pde.md §1), so this experiment is **our protocol** on ordinary Transformers
 (:mod:`tokenswarm.nets.transformer`), built to be able to fail.
 
 Models: the digits ViT of :mod:`tokenswarm.nets.tasks` (16 patches of 2×2 pixels, learned patch
@@ -15,7 +15,7 @@ that differ in one switch each and share every initial weight for a given seed:
 * ``no_residual``: pre-LN without the residual add, ``x <- F(LN x)``, final LayerNorm;
 * ``no_norm``: no normalisation anywhere, ``x <- x + F(x)``, no final norm.
 
-Measurements (MODELS.md §4 "measurable claims"), for ``u^l`` the tokens after block ``l`` (the
+Measurements (docs/theory/master_pde.md §5 "measurable claims"), for ``u^l`` the tokens after block ``l`` (the
 residual stream, before any final norm) and ``u^0`` the embedded input tokens, all tokens of the
 first ``evaluation_examples`` test inputs:
 
@@ -102,14 +102,14 @@ from tokenswarm.threads import torch_threads
 
 __all__ = ["Params", "VARIANTS", "token_drift", "linear_cka", "layer_similarity", "step_drift", "run"]
 
-REFERENCE = "2408.09523 v2 abstract (protocol ours, MODELS.md §4)"
+REFERENCE = "2408.09523 v2 abstract (protocol ours, docs/theory/master_pde.md §1-§5)"
 #: variant -> TransformerConfig changes from the standard pre-LN model
 VARIANTS: dict[str, dict] = {"standard": {}, "no_residual": {"residual": False}, "no_norm": {"norm": "none"}}
 VARIANT_LABEL = {"standard": "standard (pre-LN)", "no_residual": "no residual", "no_norm": "no normalisation"}
 
 
 # ----------------------------------------------------------------------------------------
-# Similarity measures (MODELS.md §4)
+# Similarity measures (docs/theory/master_pde.md §5)
 # ----------------------------------------------------------------------------------------
 def token_drift(reference: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     """``1 - mean_i cos(tokens_i, reference_i)`` over every token, for ``(*batch, n, d)`` inputs.

@@ -43,7 +43,7 @@ class Params:
 )
 def run(p: Params, ctx: RunContext) -> Result:
     generator = ctx.generator()
-    sigma2 = 1.0  # a pure time change (MODELS.md §2): outcomes depend on sigma2 * t only
+    sigma2 = 1.0  # a pure time change (docs/theory/common_noise.md §1.3): outcomes depend on sigma2 * t only
     x0 = sample_uniform(p.n, p.d, p.runs, generator=generator, dtype=ctx.dtype, device=ctx.device)
     noise = ValueNoise(beta=p.beta, sigma2=sigma2, low_rank=p.n < p.d)
     traj = integrate_sde(None, noise, x0, p.t_max, p.steps, generator=ctx.generator(1), progress=True)

@@ -63,7 +63,7 @@ def run(p: Params, ctx: RunContext) -> Result:
     counts = cluster_count(x, 1e-3).cpu().numpy()
     norm_error = float((x.norm(dim=-1) - 1).abs().max())
     claims = [claim_less(
-        "tokens stay on the sphere", "MODELS.md §0 (retraction)", norm_error, 1e-12 if x.dtype.itemsize == 8 else 1e-5,
+        "tokens stay on the sphere", "docs/theory/attention_ode.md §1.2 (retraction)", norm_error, 1e-12 if x.dtype.itemsize == 8 else 1e-5,
         detail="max | |x_i(t)| - 1 | over the trajectory",
     )]
     data = xr.Dataset(

@@ -1,4 +1,4 @@
-"""Self-attention as a vector field on the sphere (MODELS.md §1.1, eqs. 2.3-2.7).
+"""Self-attention as a vector field on the sphere (docs/theory/attention_ode.md §2.1, eqs. 2.3-2.7).
 
 For tokens ``x_1..x_n`` (rows of ``x``), one head ``h`` with matrices ``Q_h, K_h`` of shape
 ``(k, d)`` and ``V_h`` of shape ``(d, d)`` gives logits ``S_ij = beta <Q_h x_i, K_h x_j>`` and
@@ -239,7 +239,7 @@ class Attention(Field):
         return out if scale is None else scale * out
 
     def restrict(self, basis: torch.Tensor) -> Attention | None:
-        """Exact span reduction (MODELS.md §1.13): valid when ``V = λ I``.
+        """Exact span reduction (docs/theory/attention_ode.md §3.3): valid when ``V = λ I``.
 
         In coordinates ``c = Uᵀx`` the logits are ``beta c_iᵀ (Q U)ᵀ(K U) c_j`` and the output
         stays in the span, so the reduced field is attention with ``Q U, K U``.

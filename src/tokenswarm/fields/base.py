@@ -36,7 +36,7 @@ class Field:
     def __add__(self, other: Field) -> SumField:
         return SumField([self, other])
 
-    # Span reduction (MODELS.md §1.13): a field whose output stays in span{x_j} can be
+    # Span reduction (docs/theory/attention_ode.md §3.3): a field whose output stays in span{x_j} can be
     # simulated in r = rank coordinates. Fields that cannot return None.
     def restrict(self, basis: torch.Tensor) -> Field | None:
         """The same field written in the coordinates ``c = Uᵀx`` of an orthonormal basis
@@ -67,7 +67,7 @@ class SumField(Field):
 class LieTrotter(Field):
     """Lie–Trotter splitting of ``Σ_k F_k``: fixed-step solvers step each part in turn.
 
-    ``renormalize`` (default True, MODELS.md §1.1) retracts to the sphere after every
+    ``renormalize`` (default True, docs/theory/attention_ode.md §1.5) retracts to the sphere after every
     sub-step, as a block with a norm after each sub-layer does. As a plain field (adaptive
     solvers, energies) it behaves like the joint field.
     """

@@ -1,7 +1,7 @@
 """Attention on the circle (d = 2) by Fourier series: exact to round-off in O(n K) per evaluation.
 
 On S^1 write ``x = (cos θ, sin θ)`` and ``z = e^{iθ}``. Since ``<x_i, x_j> = cos(θ_i − θ_j)`` and
-``e^{β cos s} = Σ_{k∈Z} I_k(β) e^{iks}`` (MODELS.md §1.5), the attention sums collapse onto the
+``e^{β cos s} = Σ_{k∈Z} I_k(β) e^{iks}`` (docs/theory/attention_ode.md §2.5), the attention sums collapse onto the
 moments ``S_m = (1/n) Σ_j e^{imθ_j}``::
 
     Z_i = (1/n) Σ_j e^{β<x_i,x_j>}        = Σ_k I_|k|(β) e^{ikθ_i} conj(S_k)
@@ -97,7 +97,10 @@ class CircleAttention(Field):
         return Z, N
 
     def angular(self, theta: torch.Tensor) -> torch.Tensor:
-        """Angular velocities ``dθ_i/dt`` (MODELS.md (7.1) with sign ``value``), ``(*batch, n)``."""
+        """Angular velocities ``dθ_i/dt`` (2312 eq. (7.1) with sign ``value``), ``(*batch, n)``.
+
+        See docs/theory/attention_ode.md §2.5.
+        """
         Z, N = self._sums(theta)
         # dθ/dt = <y_i, e_θ_i> = Im(conj(z_i) y_i), y = N/Z (SA) or N e^β (USA).
         tangential = (N * torch.polar(torch.ones_like(theta), -theta)).imag

@@ -1,4 +1,4 @@
-"""Token-wise MLP term ``w σ(a x + b)`` of eq. (2.8) (MODELS.md §1.1)."""
+"""Token-wise MLP term ``w σ(a x + b)`` of eq. (2.8) (docs/theory/attention_ode.md §2.1)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Mean-field equations on the circle (d = 2): continuity, Fokker–Planck, stochastic continuity.
 
-The density ``ρ(θ, t)`` of infinitely many tokens on ``S^1`` solves (MODELS.md §1.2, §1.5, §1.10, §3.3)::
+The density ``ρ(θ, t)`` of infinitely many tokens on ``S^1`` solves (docs/theory/mean_field.md §1, §2.1, §3, §4)::
 
     ∂_t ρ + ∂_θ(ρ v[ρ]) = D ∂_θθ ρ                    D = 1/κ (0: no noise)
     v[ρ] = s ∂_θ Φ,     Φ = g_β * ρ,  g_β(u) = (e^{β cos u} − 1)/β   (USA)
@@ -8,9 +8,9 @@ The density ``ρ(θ, t)`` of infinitely many tokens on ``S^1`` solves (MODELS.md
 
 with ``(f * ρ)(θ) = ∫ f(θ − θ') ρ(θ') dθ'``, mass ``M = ∫ρ``, value sign ``s = +1`` (``V = I``) or
 ``−1`` (``V = −I``). Both are the potential forms of the velocities ``β^{-1}(h' * ρ)`` and
-``β^{-1}(h' * ρ)/(h * ρ)`` of MODELS.md §1.5 (``h_β = 1 + β g_β``, ``∫ρ = M``); at ``β = 0`` both
-become Kuramoto, ``g_0 = cos``. With a common noise (the random-MLP field of §3 restricted to the
-circle) the equation gains ``Σ_j ∂_θ(ρ c_j) ∘ dB^j`` (Stratonovich): every token is moved by the
+``β^{-1}(h' * ρ)/(h * ρ)`` of docs/theory/attention_ode.md §2.5 (``h_β = 1 + β g_β``, ``∫ρ = M``); at ``β = 0`` both
+become Kuramoto, ``g_0 = cos``. With a common noise (the random-MLP field of
+docs/theory/random_mlp.md §5.3 restricted to the circle) the equation gains ``Σ_j ∂_θ(ρ c_j) ∘ dB^j`` (Stratonovich): every token is moved by the
 same random flow.
 
 Discretisation (finite volumes, ``N`` equal cells, cell averages ``ρ_j``):
@@ -225,7 +225,7 @@ class CircleModel:
         beta: inverse temperature ``>= 0``; a sequence gives one system per value (batch).
         model: ``"sa"`` or ``"usa"``.
         value: ``"identity"`` (``V = I``, attractive) or ``"minus_identity"`` (``V = −I``).
-        kappa: noise parameter κ of MODELS.md §1.10 (per-token noise ``√(2/κ) dW``, generator
+        kappa: noise parameter κ of docs/theory/mean_field.md §3 (per-token noise ``√(2/κ) dW``, generator
             ``κ^{-1}∂_θθ``); ``0`` means no noise (the κ = ∞ limit). A sequence batches.
     """
 

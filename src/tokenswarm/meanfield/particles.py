@@ -6,9 +6,9 @@ are cheap; the deterministic flow goes through :func:`tokenswarm.solve.integrate
 noise through :func:`tokenswarm.solve.sde.integrate_sde`.
 
 * :func:`flow_angles`: deterministic flow (RK4 on the circle), angles at the requested times.
-* :func:`noisy_angles`: per-token noise ``dθ_i = v_i dt + √(2/κ) dW_i`` (MODELS.md §1.10),
+* :func:`noisy_angles`: per-token noise ``dθ_i = v_i dt + √(2/κ) dW_i`` (docs/theory/mean_field.md §3.2),
   stochastic Heun (strong order 1 for additive noise), one κ per leading batch entry.
-* :func:`common_noise_angles`: the random-MLP common noise of MODELS.md §3 on ``S^1``
+* :func:`common_noise_angles`: the random-MLP common noise of docs/theory/random_mlp.md §5.3 on ``S^1``
   (Stratonovich Heun, the increments supplied so that a density solve can share them).
 """
 

@@ -1,8 +1,8 @@
-"""The "master PDE" on the token axis (MODELS.md §4-§5; docs/master_pde.md).
+"""The "master PDE" on the token axis (docs/theory/master_pde.md §2-§6; docs/master_pde.md §1).
 
 State ``u(s, t) ∈ R^d`` over token positions ``s = 0..n-1`` (a grid of spacing ``ds = 1``) and
 depth ``t`` (one Transformer layer = ``dt`` of depth, default 1). The working template
-(MODELS.md §4, **ours, not the papers'**: the equation of 2408.09523 is not available) is::
+(docs/theory/master_pde.md §2, **ours, not the papers'**: the equation of 2408.09523 is not available) is::
 
     ∂_t u = α Attn(u) + R_θ(u) + D ∂_ss u        (+ stabilisers: identity/residual, LayerNorm projection)
 
@@ -16,7 +16,7 @@ attention input, so tokens have norm ``sqrt(d)`` and the unit-sphere ``β_eff = 
 ``P`` = identity when ``norm="none"``) and ``value="identity"`` takes ``W_V = W_O = I``
 (heads averaged), the form of 2312.10794 §1.1.
 
-Discretisation (explicit, Lie–Trotter; MODELS.md §0): one layer = ``substeps`` steps of size
+Discretisation (explicit, Lie–Trotter; docs/theory/attention_ode.md §1.5): one layer = ``substeps`` steps of size
 ``h = dt / substeps``, each step the composition of three stages
 
 1. attention   ``u <- N_1(u + h α Attn(n_1(u)))``;
@@ -31,7 +31,7 @@ where the stabilisers are switchable: ``placement="pre"`` uses ``n_i`` = the nor
 ``N_i`` = identity (pre-LN Transformer), ``placement="post"`` the reverse (post-LN, BERT);
 ``norm="projection"`` is LayerNorm without affine (mean 0, norm ``sqrt(d)``), ``"affine"``
 LayerNorm with a fitted gain and bias, ``"none"`` no normalisation. ``residual=False`` drops the
-identity of the attention and reaction stages (``u <- h F(n(u))``; MODELS.md §4 (b)); the
+identity of the attention and reaction stages (``u <- h F(n(u))``; docs/theory/master_pde.md §3 (b)); the
 diffusion stage is the PDE's own operator and keeps its identity.
 
 Stability: ``L`` has spectrum in ``[-4, 0]`` (1-D, Neumann; eigenvalues ``-4 sin²(πk/(2n))``), so
@@ -392,7 +392,8 @@ class TokenPDE(nn.Module):
         c = self.config
         if c.qk == "identity":
             # the theory's kernel on the affine-free projection (tokens of norm sqrt(d), mean 0):
-            # logits beta <P u_i, P u_j> / sqrt(d), i.e. unit-sphere beta_eff = beta sqrt(d) (MODELS.md §0)
+            # logits beta <P u_i, P u_j> / sqrt(d), i.e. unit-sphere beta_eff = beta sqrt(d)
+            # (docs/theory/attention_ode.md §1.4)
             y = u if c.norm == "none" else F.layer_norm(u, (c.dim,), eps=c.norm_eps)
             logits = (y @ y.mT).unsqueeze(1) * (self.beta[p][:, None, None] / math.sqrt(c.dim))
         else:

@@ -1,7 +1,7 @@
 """Clusters of tokens: connected components of the closeness graph ``{<x_i, x_j> > 1 - delta}``.
 
 Two tokens are in the same cluster when a chain of tokens links them with consecutive inner
-products above ``1 - delta`` (MODELS.md §1.13, "Clusters [toolkit]"). This is *not* the rank of
+products above ``1 - delta`` (docs/theory/attention_ode.md §3.4). This is *not* the rank of
 the thresholded Gram matrix used in the authors' code, which is right only when the graph is a
 disjoint union of cliques: a chain of tokens along a great circle, each within ``delta`` of its
 neighbours only, is one cluster, while the thresholded Gram matrix (tridiagonal) has full rank.

@@ -1,11 +1,11 @@
-"""Mutual-information estimators for per-layer information-plane analyses (MODELS.md §5).
+"""Mutual-information estimators for per-layer information-plane analyses (docs/theory/master_pde.md §6.3).
 
 All values are in **nats**. Samples are rows: ``x`` of shape ``(N, p)``, ``t`` of shape ``(N, q)``
 (flatten tokens × features first), discrete labels ``(N,)`` of integers. Every estimator
 returns an :class:`Estimate` (value, standard error, sample size, name). Distances are computed
 densely (``N × N``), fine for ``N`` up to a few thousand.
 
-**Why several estimators** (MODELS.md §5 caveat): for a deterministic network on continuous
+**Why several estimators** (docs/theory/master_pde.md §6.3, caveat): for a deterministic network on continuous
 inputs, ``I(X; T_l)`` is infinite (injective layers) or a constant; finite, decreasing values
 appear only through noise or discretisation, and each estimator is a *different quantity*:
 

@@ -1,4 +1,4 @@
-"""A trainable deep Transformer in the form analysed by 2601.21942 (MODELS.md §2).
+"""A trainable deep Transformer in the form analysed by 2601.21942 (docs/theory/common_noise.md §1.1).
 
 Tokens ``(*batch, B, n, p)`` (``B`` examples of ``n`` tokens with ``p`` input features) are
 embedded to dimension ``d`` and pushed through ``L`` post-norm residual layers::
@@ -9,14 +9,14 @@ embedded to dimension ``d`` and pushed through ``L`` post-norm residual layers::
     logits  = W mean_i(x_L,i) + b
 
 ``RMSNorm`` has no learnable gain (unit gain): tokens lie on the sphere of radius ``r = sqrt(d)``.
-**beta conversion** (MODELS.md §0, :func:`tokenswarm.sphere.effective_beta`): with ``x = r u``,
+**beta conversion** (docs/theory/attention_ode.md §1.4, :func:`tokenswarm.sphere.effective_beta`): with ``x = r u``,
 ``|u| = 1``, the logits are ``(1/sqrt(d)) r² <Q u_i, K u_j> = sqrt(d) <Q u_i, K u_j>``, so a layer
 is one step ``u <- N(u + h^a y(u))`` of :class:`tokenswarm.fields.Attention` with
 ``beta = sqrt(d)``, ``Q = Q_k, K = K_k, V = V_k`` on unit tokens (the post-norm step is scale
 invariant, only beta converts). ``tests/test_noise_accuracy.py`` holds the two equal.
 
 An optional token-wise MLP step ``x <- RMSNorm(x + h^a W_2 relu(W_1 x + c_1) + c_2)`` follows each
-attention step (Lie–Trotter splitting, MODELS.md §0); it is off by default (``mlp_width = 0``).
+attention step (Lie–Trotter splitting, docs/theory/attention_ode.md §1.5); it is off by default (``mlp_width = 0``).
 
 Every parameter carries the leading ``batch_shape`` so that many independent models (seeds ×
 variants) train in one tensor program: their losses are summed, so each model receives exactly

@@ -1,4 +1,6 @@
-"""A family of ordinary (trainable) Transformers, and their blocks as fields (MODELS.md §0, §4).
+"""A family of ordinary (trainable) Transformers, and their blocks as fields.
+
+(docs/theory/attention_ode.md §1.4; docs/theory/master_pde.md §3-§4.)
 
 :class:`Transformer` is a stack of ``depth`` blocks acting on tokens ``(*batch, n, dim)``. A block
 is two sublayers, self-attention then a token-wise MLP, each wrapped by the residual connection
@@ -9,7 +11,7 @@ normalisation (``N_out`` a second one with its own gain), ``h = residual_scale``
 * ``placement="pre"``:  ``x <- R(x, F(N(x)))``                (pre-LN, GPT-2 / ViT);
 * ``placement="post"``: ``x <- N(R(x, F(x)))``                (post-LN, the original Transformer);
 * ``placement="peri"``: ``x <- R(x, N_out(F(N(x))))``         (peri-LN: the sublayer's input *and*
-  output are normalised before the residual add, as in Kim et al. 2025, "Peri-LN"; MODELS.md §1.7
+  output are normalised before the residual add, as in Kim et al. 2025, "Peri-LN"; docs/theory/attention_ode.md §2.7
   "peri-LN also normalises the attention output"). This is our definition; the residual stream
   itself is never normalised inside the stack.
 
@@ -26,14 +28,14 @@ gains 1, biases 0. Pass a ``torch.Generator`` for a draw that does not touch the
 
 **Blocks as fields.** A pre-norm residual block is one explicit Euler step of size ``h`` of the
 field ``F(N(x))`` with the attention and MLP parts applied one after the other (Lie–Trotter
-splitting, no renormalisation between them, MODELS.md §4 "structural facts"):
+splitting, no renormalisation between them, docs/theory/master_pde.md §4 "structural facts"):
 ``x <- x + h A(N(x))``, then ``x <- x + h M(N(x))``. :func:`block_fields` returns this as a
 :class:`tokenswarm.fields.LieTrotter` of :class:`PreNormField` parts built from the core
 engine's :class:`~tokenswarm.fields.Attention` (heads ``Q_h, K_h`` = the head's rows of the
 query/key projections, ``beta = 1/sqrt(head_dim)``, ``V_h = W_O[:, head] W_V[head, :]``: the
 output projection folded into the values) and :class:`~tokenswarm.fields.MLP`, evaluated on
 ``N(x)`` (``tokenswarm.sphere.layer_norm_map`` / ``rms_norm_map``: tokens of norm ``sqrt(dim)``,
-i.e. unit-sphere ``beta_eff = dim / sqrt(head_dim)`` for ``W_QᵀW_K = I``, MODELS.md §0). Biases
+i.e. unit-sphere ``beta_eff = dim / sqrt(head_dim)`` for ``W_QᵀW_K = I``, docs/theory/attention_ode.md §1.4). Biases
 and norm affines are folded exactly by lifting tokens to ``(N(x), 1)``.
 :func:`lie_trotter_euler_step` takes the step. ``tests/test_transformer_family.py`` holds the
 block equal to that step and to ``nn.TransformerEncoderLayer`` loaded with the same weights.

@@ -1,5 +1,5 @@
 """Phase diagrams: a probability over the (t, beta) plane, as in Fig. 3 and Fig. 5 of
-Geshkovski et al. (MODELS.md §1.12).
+Geshkovski et al. (docs/theory/attention_ode.md §3.5).
 
 The array convention is ``fraction[beta_index, t_index]`` (rows = beta, columns = t), so the
 image is drawn as stored: t on the x-axis, beta on the y-axis, beta increasing upwards.

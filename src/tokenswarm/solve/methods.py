@@ -84,7 +84,7 @@ class RK4(Method):
 
 @dataclass(frozen=True)
 class Authors(Method):
-    """The original code's scheme (MODELS.md §1.13): ``x <- N(x + eta y(x))``.
+    """The original code's scheme (docs/theory/attention_ode.md §3.2): ``x <- N(x + eta y(x))``.
 
     ``y`` is the attention output *before* tangent projection, so the radial part of ``y``
     shortens the effective step by about ``1/(1 + eta <x, y>)``; this is a consistent

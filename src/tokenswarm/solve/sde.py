@@ -10,7 +10,8 @@
 * ``"heun"``: the stochastic Heun predictor–corrector on the projected noise
   ``P⊥_x ξ(x, dW)``, followed by retraction: it converges to the *Stratonovich* SDE
   ``dx = P⊥F dt + P⊥_x ∘ ξ(x, dW)``. For the random-MLP field this is the same process as the
-  Itô one (MODELS.md §3.3); for value noise it is not (MODELS.md §2, "Stratonovich trap").
+  Itô one (docs/theory/random_mlp.md §3.2); for value noise it is not
+  (docs/theory/common_noise.md §1.4, "Stratonovich trap").
 """
 
 from __future__ import annotations
