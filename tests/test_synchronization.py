@@ -13,6 +13,7 @@ from tokenswarm.experiments import load_all, run_experiment
 from tokenswarm.experiments.synchronization import fit_decay_rate, resolution_floor
 
 load_all()
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_rate_fit_ignores_the_rounding_floor():
