@@ -37,6 +37,7 @@ from tokenswarm.nets import HybridTransformer
 from tokenswarm.plots import line_plot
 from tokenswarm.results import Result, claim_less
 from tokenswarm.sphere import token_pair
+from tokenswarm.threads import torch_threads
 
 
 @dataclass
@@ -123,7 +124,8 @@ def run(p: Params, ctx: RunContext) -> Result:
     eps = torch.as_tensor(p.eps, dtype=ctx.dtype, device=ctx.device).reshape(-1, 1, 1, 1)
     x0 = token_pair(p.rho0, 2, (len(p.eps), p.runs), dtype=ctx.dtype, device=ctx.device)
     depths = [p.layers // 2**j for j in reversed(range(p.levels))]  # increasing
-    states = coupled_depths(x0, depths, p, eps, ctx.generator())
+    with torch_threads(1, ctx.device):  # thousands of layers on (eps, runs, 2, 2) tensors: threads only add overhead
+        states = coupled_depths(x0, depths, p, eps, ctx.generator())
     z0 = math.atanh(p.rho0)
     displacements = np.stack([(artanh_inner(x) - z0).double().cpu().numpy() for x in states])  # (depth, eps, runs)
     weights = richardson_weights(depths, p.bias_power)
