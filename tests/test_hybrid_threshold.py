@@ -52,3 +52,15 @@ def test_beta_two_claims_hold_with_depth_extrapolation(tmp_path):
     assert np.allclose(np.asarray(result.metrics["bias_by_depth"]), by_depth - exact)
     # The shallowest depth is visibly biased at eps = 0.9: the extrapolation has something to remove.
     assert by_depth[0, 2] - exact[2] > 0.1
+
+
+def test_artanh_inner_is_finite_at_exact_collapse():
+    import torch
+
+    from tokenswarm.experiments.hybrid_threshold import artanh_inner
+    from tokenswarm.sphere import token_pair
+
+    x = torch.stack([token_pair(1.0, 2), token_pair(-1.0, 2), token_pair(0.5, 2)])
+    z = artanh_inner(x)
+    assert torch.isfinite(z).all()
+    assert z[0] > 30 and z[1] < -30 and z[2].item() == pytest.approx(np.arctanh(0.5), rel=1e-12)

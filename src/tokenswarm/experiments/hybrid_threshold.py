@@ -59,8 +59,14 @@ class Params:
 
 
 def artanh_inner(x: torch.Tensor) -> torch.Tensor:
-    """``artanh <x_1, x_2> = log(|x_1 + x_2| / |x_1 - x_2|)``, accurate near ``rho = ±1``."""
-    return torch.log((x[..., 0, :] + x[..., 1, :]).norm(dim=-1) / (x[..., 0, :] - x[..., 1, :]).norm(dim=-1))
+    """``artanh <x_1, x_2> = log(|x_1 + x_2| / |x_1 - x_2|)``, accurate near ``rho = ±1``.
+
+    Tokens that coincide (or are antipodal) to rounding give ``|z| = log(2 / eps)`` of the dtype,
+    not an infinity that would turn means and depth extrapolations into NaN (seen at beta = 3).
+    """
+    tiny = torch.finfo(x.dtype).eps
+    plus = (x[..., 0, :] + x[..., 1, :]).norm(dim=-1).clamp_min(tiny)
+    return torch.log(plus / (x[..., 0, :] - x[..., 1, :]).norm(dim=-1).clamp_min(tiny))
 
 
 def richardson_weights(depths, power: float) -> np.ndarray:
