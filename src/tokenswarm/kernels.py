@@ -835,7 +835,9 @@ class DecayBound(NamedTuple):
 
     Attributes:
         lambda_bar_prime: guaranteed exponential rate of ``E[E_β]`` (negative = decay).
-        u_star: minimiser of ``F`` on ``[-1, 1]``; ``1.0`` when the infimum is the limit ``F(1⁻) = -λ̄``.
+        u_star: minimiser of ``F`` on the grid of :func:`energy_decay_bound`; ``1.0`` when the grid
+            minimum is the limit ``F(1⁻) = -λ̄`` (then ``λ̄' = λ̄``: checked numerically on that grid,
+            not proved; only ``λ̄' >= λ̄`` is).
         lambda_bar: ``λ̄``; ``lambda_bar_prime >= lambda_bar`` always (``inf F <= F(1⁻)``).
     """
 
@@ -862,6 +864,10 @@ def energy_decay_bound(
     interior point is refined by bounded Brent minimisation between its neighbours. The endpoint
     ``F(-1) = β e^{-β}(d-1)(κ(-1) + K1)/(e^β - e^{-β}) >= 0`` (``|κ(-1)| <= K1``) is on the grid;
     ``λ̄' >= max(λ̄, -F(-1))``, so an odd field (``κ(-1) = -K1``, ``F(-1) = 0``) has ``λ̄' >= 0``.
+
+    The result is a grid minimum: a dip of ``F`` between grid points would be missed. In
+    particular ``λ̄' = λ̄`` (``u_star = 1``, e.g. whenever ``λ̄ > 0`` in the scan of
+    docs/random_mlp.md §3) is checked numerically by this quadrature on this grid, not proved.
     """
     act = get_activation(activation, derivative)
     d = _dimension(d)

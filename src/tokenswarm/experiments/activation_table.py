@@ -9,7 +9,9 @@ the guaranteed energy-decay rate ``λ̄'(β) = -inf F`` of Thm 1.4 (ε = 0, attr
 Metrics layout: ``metrics["table"]`` is a list of rows (activation-major, then d, then bias)
 ``{activation, d, bias, K1, K1_prime, lambda_1, lambda_bar, lambda_bar_prime, u_star,
 coercive, S1, in_paper, paper_lambda_bar_negative}`` (``u_star``: where the infimum of F is
-reached, 1.0 for the limit ``F(1⁻) = -λ̄``; ``paper_lambda_bar_negative``: the paper's sign of
+reached on the grid of ``kernels.energy_decay_bound``, 1.0 for the limit ``F(1⁻) = -λ̄``; rows with
+``u_star = 1`` have ``λ̄' = λ̄``, which is checked numerically on that grid (1001 uniform points plus
+31 near u = 1, Brent-refined), not proved; ``paper_lambda_bar_negative``: the paper's sign of
 λ̄ for the cell, ``None`` outside the paper's grid). The top-level ``K1, K1_prime, lambda_1,
 lambda_bar, lambda_bar_prime, coercive`` are those of the first grid point. The same numbers
 are in ``data`` with dims ``(activation, d, bias)``. GELU is not in the paper: reported, never

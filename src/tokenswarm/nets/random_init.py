@@ -71,13 +71,17 @@ class HybridTransformer(nn.Module):
         self.layers, self.eps, self.t_max, self.law = layers, eps, t_max, law
         self.attention = Attention(beta, normalization="usa")
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def step(self, x: torch.Tensor, xi: torch.Tensor) -> torch.Tensor:
+        """One layer with the given ``xi`` ``(*batch, 1, 1)``: lets callers couple networks of different depths."""
         h = self.t_max / self.layers
+        return retract(x + (h + self.eps * xi * math.sqrt(h)) * self.attention.output(0.0, x))
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         for _ in range(self.layers):
             xi = torch.randn(*x.shape[:-2], 1, 1, generator=generator, dtype=x.dtype, device=x.device)
             if self.law == "rademacher":
                 xi = torch.sign(xi)
-            x = retract(x + (h + self.eps * xi * math.sqrt(h)) * self.attention.output(0.0, x))
+            x = self.step(x, xi)
         return x
 
 
