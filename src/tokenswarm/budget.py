@@ -34,6 +34,7 @@ __all__ = [
     "available_memory",
     "check_memory",
     "check_steps",
+    "check_count",
     "format_bytes",
 ]
 
@@ -112,4 +113,15 @@ def check_steps(count: float, what: str) -> None:
         raise ResourceLimitError(
             f"{what} needs {count:.3g} steps, more than the limit of {STEP_LIMIT:.0e}; "
             "increase the step, shorten the horizon, or pass --force to run it anyway"
+        )
+
+
+def check_count(value: int, what: str) -> None:
+    """Refuse a count (tokens, runs, layers, epochs, cells) above :data:`STEP_LIMIT`."""
+    if _force.get():
+        return
+    if value > STEP_LIMIT:
+        raise ResourceLimitError(
+            f"{what} is more than the limit of {STEP_LIMIT:.0e} on counts (tokens, runs, layers, steps, "
+            "epochs, cells); choose a smaller value, or pass --force to run it anyway"
         )

@@ -277,7 +277,7 @@ def run_command(
             "missing experiment name; valid experiments: "
             + (", ".join(registry.names()) or "none are registered")
         )
-    with _usage_errors(failures):
+    with _usage_errors(failures), budget.forced(force):
         overrides = parse_key_values(param or [])
         # Validate everything up front so that a usage mistake exits 2 before any work,
         # and so that a UsageError raised inside the experiment is treated as a bug.

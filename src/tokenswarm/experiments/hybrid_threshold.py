@@ -53,8 +53,8 @@ from tokenswarm.threads import torch_threads
 
 @dataclass
 class Params:
-    beta: float = field(default=1.0, metadata={"min": 0, "help": "inverse temperature"})
-    eps: list[float] = field(default_factory=lambda: np.round(np.arange(0.5, 1.25, 0.05), 4).tolist(), metadata={"min": 0, "help": "noise levels swept"})
+    beta: float = field(default=1.0, metadata={"min": 0, "max": 20, "help": "inverse temperature (the claims hold to about 2; e^beta scales the exact solver)"})
+    eps: list[float] = field(default_factory=lambda: np.round(np.arange(0.5, 1.25, 0.05), 4).tolist(), metadata={"min": 1e-6, "help": "noise levels swept"})
     runs: int = field(default=4000, metadata={"min": 10, "help": "runs per noise level"})
     t_max: float = field(default=2.0, metadata={"min_exclusive": 0, "help": "depth horizon T"})
     layers: int = field(default=2000, metadata={"min": 1, "help": "layers L of the deepest network"})
@@ -62,7 +62,7 @@ class Params:
     bias_power: float = field(default=1.0, metadata={"min_exclusive": 0, "help": "p in the finite-depth bias c L^-p"})
     rho0: float = field(default=0.0, metadata={"min_exclusive": -1, "max_exclusive": 1, "help": "initial inner product"})
     law: Literal["gaussian", "rademacher"] = field(default="gaussian", metadata={"help": "law of xi_k"})
-    threshold: float = field(default=0.9, metadata={"min_exclusive": 0, "max_exclusive": 1, "help": "classification threshold"})
+    threshold: float = field(default=0.9, metadata={"min": 0.01, "max": 0.999, "help": "classification threshold"})
 
     def __post_init__(self):
         if self.layers % 2 ** (self.levels - 1):

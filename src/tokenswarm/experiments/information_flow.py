@@ -102,6 +102,9 @@ class Params:
     epsilons: list[float] = field(default_factory=lambda: [1e-3, 1e-2, 1e-1, 1.0], metadata={"min_exclusive": 0, "help": "relative perturbation sizes"})
     threads: int = field(default=1, metadata={"min": 0, "help": "torch intra-op threads during the run (0: leave as is); see module docs"})
 
+    def __post_init__(self):
+        TransformerConfig(dim=self.vit_dim, depth=self.vit_depth, heads=self.vit_heads, mlp_ratio=self.vit_mlp_ratio)
+
 
 def dpi_holds(estimates: Sequence[Estimate], *, sigmas: float = 2.0) -> tuple[bool, list[float]]:
     """Non-increasing within ``sigmas`` standard errors: returns (holds, excess per step).

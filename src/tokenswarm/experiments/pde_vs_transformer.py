@@ -145,6 +145,9 @@ class Params:
     batch_size: int = field(default=64, metadata={"min": 1, "help": "images per Adam step"})
     threads: int = field(default=1, metadata={"min": 0, "help": "torch intra-op threads during the run (0: leave as is); see module docs"})
 
+    def __post_init__(self):
+        TransformerConfig(dim=self.vit_dim, depth=self.vit_depth, heads=self.vit_heads, mlp_ratio=self.vit_mlp_ratio)
+
 
 # ----------------------------------------------------------------------------------------
 # Map statistics

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
+from tokenswarm.budget import check_count
 from tokenswarm.params import (
     ParameterError,
     UsageError,
@@ -256,7 +257,20 @@ def prepare(
     )
     if dtype is not None:
         experiment.check_dtype(parse_dtype(dtype))
+    _check_counts(experiment, params)
     return experiment, params
+
+
+def _check_counts(experiment: Experiment, params: Any) -> None:
+    """Every integer parameter is a count (tokens, runs, layers, steps, epochs, cells): one
+    above the step limit would loop or allocate for days before any estimate sees it."""
+    for spec in param_specs(experiment.params):
+        if int not in spec.alternatives:
+            continue
+        value = getattr(params, spec.name)
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(item, int) and not isinstance(item, bool):
+                check_count(item, f"parameter {spec.name} = {item} of experiment '{experiment.name}'")
 
 
 def parse_device(device: str | torch.device) -> torch.device:
