@@ -207,8 +207,11 @@ def test_bad_probe_paths_exit_2(path):
         (["run", "phase-diagram", "--quick", "-p", "step=1e-300"], "steps, more than the limit"),
         (["run", "phase-diagram", "--quick", "-p", "t=0,1e9"], "steps, more than the limit"),
         (["run", "metastability", "--quick", "-p", "t=0,1e12"], "steps, more than the limit"),
-        (["run", "two-token-sde", "--quick", "-p", "layers=1000000000"], "steps, more than the limit"),
-        (["run", "hybrid-threshold", "--quick", "-p", "layers=1000000000"], "steps, more than the limit"),
+        (["run", "two-token-sde", "--quick", "-p", "layers=1000000000"], "more than the limit of 1e+07 on counts"),
+        (["run", "hybrid-threshold", "--quick", "-p", "layers=1000000000"], "more than the limit of 1e+07 on counts"),
+        (["run", "information-flow", "--quick", "-p", "fit_steps=100000000"], "more than the limit of 1e+07 on counts"),
+        (["run", "energy", "--quick", "-p", "step=1e-7", "-p", "t_max=10"], "steps, more than the limit"),
+        (["run", "mean-field", "--quick", "-p", "t_max=1e12"], "steps, more than the limit"),
         (["simulate", "--n", "10000000"], "of memory, more than the limit"),
         (["simulate", "--step", "1e-300"], "steps, more than the limit"),
         (["simulate", "--t", "1e9"], "steps, more than the limit"),
@@ -243,3 +246,22 @@ def test_output_parameter_of_probe_names_missing_tokenizer(tmp_path: pathlib.Pat
     result = invoke("probe", str(tmp_path), "--text", "hi")
     _assert_one_line_exit_2(result)
     assert "no weights" in result.stderr
+
+
+def test_library_loops_estimate_their_steps_before_running():
+    import torch
+
+    from tokenswarm.nets import HybridTransformer, RandomMLPTransformer
+    from tokenswarm.solve import integrate
+    from tokenswarm.fields import Attention
+    from tokenswarm.sphere import sample_uniform
+
+    too_many = budget.STEP_LIMIT + 1
+    for network in (HybridTransformer, RandomMLPTransformer):
+        with pytest.raises(budget.ResourceLimitError, match="a network of"):
+            network(too_many)
+    x0 = sample_uniform(4, 3, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(budget.ResourceLimitError, match="steps, more than the limit"):
+        integrate(Attention(1.0), x0, [0.0, 1.0], step=1e-8)
+    with budget.forced():  # the estimate no longer refuses; one step shows the loop starts
+        assert integrate(Attention(1.0), x0, [0.0, 1e-8], step=1e-8).steps == 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import pathlib
 import subprocess
 import sys
 
@@ -56,6 +57,55 @@ def test_quick_experiment_passes_its_claims(name, tmp_path):
     assert saved["experiment"] == name
     assert set(saved) >= {"experiment", "params", "metrics", "claims", "outputs", "seconds"}
     assert any(path.endswith(".png") for path in outputs)
+    _assert_same_numbers_as_before(name, saved)
+
+
+# Regression: the quick runs give the numbers they gave before the second round's changes
+# (tests/data/quick_metrics_853c6c0.json, written by that commit's code), to 1e-12 relative
+# (plus 1e-12 absolute, for errors measured at the float64 floor, which move with the
+# summation order of a different thread count). Experiments changed on purpose are listed
+# with the reason; every other number must survive refactors unchanged.
+BASELINE = json.loads((pathlib.Path(__file__).parent / "data" / "quick_metrics_853c6c0.json").read_text())
+INTENDED_CHANGES = {
+    "noise-accuracy": "redesigned as noise on against off with paired seeds (issue 10)",
+    "synchronization": "decay rates fitted above the float64 floor only (issue 10)",
+    "hybrid-threshold": "coupled depths extrapolated in 1/L; default depth and streams changed (issue 10)",
+}
+
+
+def _differences(before, after, path="$"):
+    if isinstance(before, dict) and isinstance(after, dict):
+        out = [f"{path}.{key}: added or removed" for key in set(before) ^ set(after) if key in before]
+        for key in set(before) & set(after):
+            if "seconds" not in key:  # wall times are the machine's, not the model's
+                out += _differences(before[key], after[key], f"{path}.{key}")
+        return out
+    if isinstance(before, list) and isinstance(after, list):
+        if len(before) != len(after):
+            return [f"{path}: length {len(before)} -> {len(after)}"]
+        return [d for i, (b, a) in enumerate(zip(before, after)) for d in _differences(b, a, f"{path}[{i}]")]
+    if isinstance(before, float) and isinstance(after, (int, float)) and not isinstance(after, bool):
+        close = math.isclose(before, after, rel_tol=1e-12, abs_tol=1e-12)
+        return [] if close else [f"{path}: {before!r} -> {after!r}"]
+    return [] if before == after else [f"{path}: {before!r} -> {after!r}"]
+
+
+def _assert_same_numbers_as_before(name, saved):
+    if name in INTENDED_CHANGES or name not in BASELINE["experiments"]:
+        return
+    before = BASELINE["experiments"][name]
+    after = {"metrics": saved["metrics"],
+             "claims": [{key: claim[key] for key in ("name", "measured", "passed")} for claim in saved["claims"]]}
+    differences = _differences(before, after)
+    assert not differences, f"{name} changed numbers: {differences[:5]}"
+
+
+def test_the_regression_comparison_can_fail():
+    assert _differences({"a": [1.0, 2.0]}, {"a": [1.0, 2.0 + 1e-9]}) == ["$.a[1]: 2.0 -> 2.000000001"]
+    assert _differences({"a": 1e-14}, {"a": 3e-14}) == []  # at the float64 floor
+    assert _differences({"a": {"b": 1}}, {"a": {}}) == ["$.a.b: added or removed"]
+    assert _differences({"fit_seconds": 1.0}, {"fit_seconds": 2.0}) == []
+    assert set(BASELINE["experiments"]) >= set(ALL) - {"noise-accuracy"}
 
 
 def test_equiangular_metrics_match_closed_forms(tmp_path):
