@@ -28,7 +28,7 @@ class Params:
     beta: float = field(default=1.0, metadata={"min": 0, "help": "inverse temperature"})
     model: Literal["sa", "usa"] = field(default="sa", metadata={"help": "softmax or unnormalised attention"})
     rho0: float = field(default=0.0, metadata={"min": 0, "max": 0.999, "help": "common initial inner product"})
-    t_max: float = field(default=16.0, metadata={"min_exclusive": 0, "help": "final time"})
+    t_max: float = field(default=16.0, metadata={"min_exclusive": 0, "max": 1e5, "help": "final time (the late slope is resolved by t ~ 30; 1e5 takes ~15 s at quick size)"})
     solver: Literal["dopri5", "rk4", "heun", "euler", "authors"] = field(default="dopri5", metadata={"help": "integrator"})
     step: float = field(default=0.01, metadata={"min_exclusive": 0, "help": "step of fixed-step solvers"})
     rtol: float = field(default=1e-12, metadata={"min": 1e-14, "help": "dopri5 relative tolerance (float64 cannot resolve below 1e-14)"})

@@ -59,7 +59,7 @@ class Params:
     t_max: float = field(default=2.0, metadata={"min_exclusive": 0, "help": "depth horizon T"})
     layers: int = field(default=2000, metadata={"min": 1, "help": "layers L of the deepest network"})
     levels: int = field(default=3, metadata={"min": 1, "help": "depths L, L/2, ..., L/2^(levels-1) for the extrapolation"})
-    bias_power: float = field(default=1.0, metadata={"min_exclusive": 0, "help": "p in the finite-depth bias c L^-p"})
+    bias_power: float = field(default=1.0, metadata={"min": 0.25, "max": 4, "help": "p in the finite-depth bias c L^-p"})
     rho0: float = field(default=0.0, metadata={"min_exclusive": -1, "max_exclusive": 1, "help": "initial inner product"})
     law: Literal["gaussian", "rademacher"] = field(default="gaussian", metadata={"help": "law of xi_k"})
     threshold: float = field(default=0.9, metadata={"min": 0.01, "max": 0.999, "help": "classification threshold"})

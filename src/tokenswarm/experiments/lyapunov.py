@@ -18,6 +18,7 @@ import torch
 import xarray as xr
 
 from tokenswarm import kernels
+from tokenswarm.budget import check_steps
 from tokenswarm.experiments.registry import RunContext, register
 from tokenswarm.nets import RandomMLPTransformer
 from tokenswarm.plots import line_plot
@@ -46,6 +47,7 @@ def measure_lyapunov(activation, p: Params, generator, dtype, device):
     direction = direction / direction.norm(dim=-1, keepdim=True)
     pair = torch.cat([x, retract(x + p.eps0 * direction)], dim=-2)  # (runs, 2, d)
     steps = round(p.t_max / p.step)
+    check_steps(steps, f"a Lyapunov run to T = {p.t_max:g} with step {p.step:g}")
     total = torch.zeros(p.runs, dtype=torch.float64, device=device)
     for _ in range(steps):
         pair = layer(pair, generator)

@@ -41,7 +41,7 @@ class Params:
     sweep_n: int = field(default=256, metadata={"min": 2, "help": "tokens for the count-vs-beta sweep"})
     sweep_beta: list[float] = field(default_factory=lambda: [4.0, 8.0, 16.0, 32.0, 64.0], metadata={"min_exclusive": 0, "help": "betas of the sweep"})
     sweep_time: float = field(default=12.0, metadata={"min_exclusive": 0, "help": "time of the first metastable state"})
-    sweep_delta: float = field(default=1e-4, metadata={"min_exclusive": 0, "help": "cluster threshold of the sweep (below the 1 - cos spacing of 256 uniform points)"})
+    sweep_delta: float = field(default=1e-4, metadata={"min_exclusive": 0, "max": 1, "help": "cluster threshold of the sweep (below the 1 - cos spacing of 256 uniform points)"})
     sweep_runs: int = field(default=32, metadata={"min": 1, "help": "runs per beta in the sweep"})
 
 

@@ -60,6 +60,14 @@ class Params:
     step: float = field(default=0.05, metadata={"min_exclusive": 0, "help": "particle step (stochastic Heun)"})
     threshold: float = field(default=0.02, metadata={"min_exclusive": 0, "help": "r above this counts as ordered (PDE)"})
 
+    def __post_init__(self):
+        if not (min(self.kappa) < 2.0 < max(self.kappa)):
+            raise ValueError(
+                f"kappa = {self.kappa} must have values on both sides of the bifurcation at kappa = 2 "
+                "(the experiment brackets it)"
+            )
+
+
 
 @register(
     "noisy-kuramoto",

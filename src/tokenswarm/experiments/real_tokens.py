@@ -73,6 +73,11 @@ class Params:
     delta: float = field(default=0.3, metadata={"min_exclusive": 0, "max": 2, "help": "cluster threshold: <x_i, x_j> > 1 - delta links tokens"})
     bins: int = field(default=40, metadata={"min": 5, "help": "histogram bins of the figure"})
 
+    def __post_init__(self):
+        if not self.t_min < self.t_max:
+            raise ValueError(f"t_min = {self.t_min:g} must be below t_max = {self.t_max:g}")
+
+
 
 # --------------------------------------------------------------------------------------
 # Fitting helpers (public: tested on synthetic flows in tests/test_real_tokens.py)

@@ -179,6 +179,7 @@ class Params:
     num_threads: int = field(default=1, metadata={"min": 0, "help": "torch threads while running (0: leave as is); small models run faster on 1"})
 
     def __post_init__(self):
+        TransformerConfig(dim=self.dim, depth=self.depth, heads=self.heads, mlp_ratio=self.mlp_ratio)
         if self.dim % self.heads:
             raise ValueError(f"heads ({self.heads}) must divide dim ({self.dim})")
         if len(set(self.learning_rates)) != len(self.learning_rates) or not self.learning_rates:

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from tokenswarm.budget import check_steps
+
 from tokenswarm.fields.circle import CircleAttention
 from tokenswarm.meanfield.circle import CircleModel
 from tokenswarm.noise import CommonNoise
@@ -64,6 +66,7 @@ def noisy_angles(model: CircleModel, theta0: torch.Tensor, times: Sequence[float
                         torch.zeros_like(kappa))
     sigma = sigma.reshape(sigma.shape + (1,) * (theta0.ndim - sigma.ndim))
     times = np.asarray(times, float)
+    check_steps(float(np.ceil(times.max(initial=0.0) / step)), f"noisy particles to t = {times.max(initial=0.0):g} with step {step:g}")
     theta, t, out = theta0.clone(), 0.0, []
     for target in times:
         while t < target - 1e-12:
