@@ -265,3 +265,11 @@ def test_library_loops_estimate_their_steps_before_running():
         integrate(Attention(1.0), x0, [0.0, 1.0], step=1e-8)
     with budget.forced():  # the estimate no longer refuses; one step shows the loop starts
         assert integrate(Attention(1.0), x0, [0.0, 1e-8], step=1e-8).steps == 1
+
+
+@pytest.mark.parametrize(("name", "spec"), [case for case in CASES if int in case[1].alternatives],
+                         ids=lambda value: getattr(value, "name", value))
+def test_every_count_parameter_refuses_a_billion_before_running(name, spec, tmp_path):
+    result = invoke("run", name, "--quick", "-p", f"{spec.name}=1000000000", "--out", str(tmp_path / "run"))
+    _assert_one_line_exit_2(result)
+    assert not (tmp_path / "run").exists()
