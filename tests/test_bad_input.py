@@ -70,7 +70,7 @@ def bad_value(spec: ParamSpec) -> st.SearchStrategy[str]:
     good = spec.default[0] if spec.default else None
     prefix = "" if good is None else f"{good},"
     options = [scalar, scalar.map(lambda bad: prefix + bad), st.sampled_from(["", "1,,2", ","])]
-    if spec.increasing and len(spec.default) >= 2:
+    if getattr(spec, "increasing", False) and len(spec.default) >= 2:
         first, second = spec.default[0], spec.default[1]
         options.append(st.just(f"{second},{first}"))
         options.append(st.just(f"{first},{first}"))
