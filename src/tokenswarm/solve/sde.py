@@ -2,16 +2,12 @@
 
 ``dx_i = F(x)_i dt + [noise displacement]`` with a :class:`~tokenswarm.noise.CommonNoise`.
 
-* ``"euler"``: ``x <- N(x + dt F(x) + ξ(x, dW))``. The retraction supplies the radial Itô
-  drift (``N(x + w) = x + P⊥w − <x,w>P⊥w − ½|P⊥w|² x + O(|w|³)``), so this converges to the
-  Itô SDE ``dx = P⊥F dt + P⊥ξ(x, dW) − ½ (trace term) x dt``; with ``split=True`` the drift
-  and the noise are applied as two retracted sub-steps (Lie–Trotter), which is exactly an
-  attention layer followed by a random-MLP layer.
-* ``"heun"``: the stochastic Heun predictor–corrector on the projected noise
-  ``P⊥_x ξ(x, dW)``, followed by retraction: it converges to the *Stratonovich* SDE
-  ``dx = P⊥F dt + P⊥_x ∘ ξ(x, dW)``. For the random-MLP field this is the same process as the
-  Itô one (docs/theory/random_mlp.md §3.2); for value noise it is not
-  (docs/theory/common_noise.md §1.4, "Stratonovich trap").
+The schemes are solver objects, one file each:
+
+* :class:`~tokenswarm.solve.solvers.EulerMaruyama` (``"euler"``): Itô Euler–Maruyama plus
+  retraction; ``EulerMaruyama(split=True)`` is an attention layer then a random-MLP layer;
+* :class:`~tokenswarm.solve.solvers.StratonovichHeun` (``"heun"``): stochastic Heun on the
+  projected noise plus retraction, which converges to the *Stratonovich* SDE.
 """
 
 from __future__ import annotations
@@ -27,11 +23,11 @@ from tokenswarm.budget import check_memory, check_steps
 from tokenswarm.fields.base import Field
 from tokenswarm.noise import CommonNoise
 from tokenswarm.solve.ode import Trajectory, _check_finite, _progress_bar, _stack
-from tokenswarm.sphere import project, retract
+from tokenswarm.solve.solvers import SDE_SOLVERS, SDESolver, sde_solver_from_name
 
 __all__ = ["integrate_sde", "SDE_METHODS"]
 
-SDE_METHODS = ("euler", "heun")
+SDE_METHODS = tuple(SDE_SOLVERS)
 
 
 def integrate_sde(
@@ -41,12 +37,13 @@ def integrate_sde(
     t_max: float,
     steps: int,
     *,
-    method: str = "euler",
+    solver: SDESolver | None = None,
+    method: str | None = None,
     generator: torch.Generator | None = None,
     increments: torch.Tensor | None = None,
     save_every: int | None = None,
     observe: Callable[[torch.Tensor], Any] | None = None,
-    split: bool = False,
+    split: bool | None = None,
     progress: bool = False,
 ) -> Trajectory:
     """Integrate on ``[0, t_max]`` with ``steps`` equal steps from ``x0`` ``(*batch, n, d)``.
@@ -57,6 +54,10 @@ def integrate_sde(
         Deterministic field (e.g. attention) or ``None``.
     noise:
         Common-noise model; one increment per system and step, shared by its tokens.
+    solver:
+        :class:`~tokenswarm.solve.solvers.EulerMaruyama` (default; ``split=True`` for drift then
+        noise, each retracted: attention layer, then MLP) or
+        :class:`~tokenswarm.solve.solvers.StratonovichHeun`.
     increments:
         Optional pre-drawn increments ``(steps, *batch, *noise.shape(n, d))`` (e.g. from
         :class:`~tokenswarm.noise.BrownianPath`) to couple runs on nested grids; otherwise
@@ -65,11 +66,17 @@ def integrate_sde(
         Record every this many steps (default: only start and end).
     observe:
         Function recorded at each saved step (default: the state).
-    split:
-        Euler only: drift step then noise step, each retracted (attention layer, then MLP).
+    method, split:
+        Deprecated shortcut kept for old callers: ``method="euler"``/``"heun"`` and ``split``
+        (Euler only) map to a solver object. Not combined with ``solver``.
     """
-    if method not in SDE_METHODS:
-        raise ValueError(f"method must be one of {SDE_METHODS}, got {method!r}")
+    if solver is not None:
+        if method is not None or split is not None:
+            raise ValueError("pass the settings inside the solver object, not as method=/split= next to solver=")
+        if not isinstance(solver, SDESolver):
+            raise TypeError(f"solver must be an SDE solver object such as EulerMaruyama(), got {solver!r}")
+    else:
+        solver = sde_solver_from_name("euler" if method is None else method, split=bool(split))
     if not (isinstance(steps, int) and steps >= 1):
         raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
     if not t_max > 0:
@@ -90,9 +97,6 @@ def integrate_sde(
             return increments[k]
         return noise.sample(batch, n, d, dt, generator=generator, dtype=x0.dtype, device=x0.device)
 
-    def velocity(t, x):
-        return drift.velocity(t, x) if drift is not None else torch.zeros_like(x)
-
     x = x0
     records, times = [observe(x)], [0.0]
     bar = _progress_bar(progress, t_max)
@@ -100,20 +104,7 @@ def integrate_sde(
         for k in range(steps):
             t = k * dt
             dW = draw(k)
-            if method == "euler":
-                if split:
-                    if drift is not None:
-                        x = retract(x + dt * drift.velocity(t, x))
-                    x = retract(x + noise.apply(t, x, dW))
-                else:
-                    x = retract(x + dt * velocity(t, x) + noise.apply(t, x, dW))
-            else:
-                k1 = velocity(t, x)
-                s1 = project(x, noise.apply(t, x, dW))
-                predictor = x + dt * k1 + s1
-                k2 = velocity(t + dt, predictor)
-                s2 = project(predictor, noise.apply(t + dt, predictor, dW))
-                x = retract(x + 0.5 * dt * (k1 + k2) + 0.5 * (s1 + s2))
+            x = solver.advance(drift, noise, t, x, dt, dW)
             _check_finite(x, t + dt, k + 1)
             if (k + 1) % save_every == 0 or k + 1 == steps:
                 records.append(observe(x))
@@ -122,6 +113,6 @@ def integrate_sde(
     finally:
         bar.stop()
     return Trajectory(
-        times=torch.as_tensor(np.asarray(times)), states=_stack(records), method=f"sde-{method}",
-        steps=steps, evaluations=steps * (1 if method == "euler" else 2),
+        times=torch.as_tensor(np.asarray(times)), states=_stack(records), method=f"sde-{solver.name}",
+        steps=steps, evaluations=steps * solver.evaluations_per_step,
     )
