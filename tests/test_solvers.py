@@ -191,3 +191,22 @@ def test_solve_does_not_import_attention():
     assert not offenders, offenders
     assert {p.stem for p in (SOLVE_DIR / "solvers").glob("*.py")} >= {
         "euler", "heun", "rk4", "authors", "dopri5", "euler_maruyama", "stratonovich_heun"}
+
+
+def test_sde_times_contract_matches_integrate():
+    """``times`` as in :func:`integrate`: first time = time of x0 (or ``t0``), outputs on the step grid."""
+    x0 = sample_uniform(4, 3, 3, generator=generator(7))
+    noise = ValueNoise(beta=1.0, sigma2=0.4)
+    increments = BrownianPath((3,), noise.shape(4, 3), 1.0, 20, generator=generator(8)).increments()
+    solver = StratonovichHeun()
+    old = integrate_sde(Attention(1.0), noise, x0, 1.0, 20, solver=solver, increments=increments, save_every=5)
+    new = integrate_sde(Attention(1.0), noise, x0, times=[0.0, 0.25, 0.5, 0.75, 1.0], steps=20, solver=solver,
+                        increments=increments)
+    assert torch.equal(old.states, new.states) and torch.allclose(old.times, new.times, rtol=0, atol=1e-15)
+    tail = integrate_sde(Attention(1.0), noise, x0, times=[0.5, 1.0, 1.0], t0=0.0, steps=20, solver=solver,
+                         increments=increments)
+    assert tail.times.tolist() == [0.5, 1.0, 1.0] and torch.equal(tail.states, old.states[[2, 4, 4]])
+    with pytest.raises(ValueError, match="grid"):
+        integrate_sde(None, noise, x0, times=[0.0, 0.33, 1.0], steps=20, increments=increments)
+    with pytest.raises(ValueError, match="not both"):
+        integrate_sde(None, noise, x0, 1.0, 20, times=[0.0, 1.0])

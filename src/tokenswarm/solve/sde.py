@@ -12,7 +12,7 @@ The schemes are solver objects, one file each:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -34,9 +34,11 @@ def integrate_sde(
     drift: Field | None,
     noise: CommonNoise,
     x0: torch.Tensor,
-    t_max: float,
-    steps: int,
+    t_max: float | None = None,
+    steps: int | None = None,
     *,
+    times: Sequence[float] | torch.Tensor | None = None,
+    t0: float | None = None,
     solver: SDESolver | None = None,
     method: str | None = None,
     generator: torch.Generator | None = None,
@@ -47,6 +49,11 @@ def integrate_sde(
     progress: bool = False,
 ) -> Trajectory:
     """Integrate on ``[0, t_max]`` with ``steps`` equal steps from ``x0`` ``(*batch, n, d)``.
+
+    Or, with ``times`` instead of ``t_max``/``save_every``, the contract of
+    :func:`~tokenswarm.solve.integrate`: ``times`` are the non-decreasing output times,
+    ``times[0]`` is the time of ``x0`` unless ``t0`` is given; the span from the start to
+    ``times[-1]`` is cut into ``steps`` equal steps and every output time must lie on that grid.
 
     Parameters
     ----------
@@ -63,7 +70,7 @@ def integrate_sde(
         :class:`~tokenswarm.noise.BrownianPath`) to couple runs on nested grids; otherwise
         increments are drawn step by step from ``generator`` (memory independent of steps).
     save_every:
-        Record every this many steps (default: only start and end).
+        Record every this many steps (default: only start and end); not with ``times``.
     observe:
         Function recorded at each saved step (default: the state).
     method, split:
@@ -79,13 +86,22 @@ def integrate_sde(
         solver = sde_solver_from_name("euler" if method is None else method, split=bool(split))
     if not (isinstance(steps, int) and steps >= 1):
         raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
-    if not t_max > 0:
-        raise ValueError(f"t_max must be > 0, got {t_max!r}")
+    if times is not None:
+        if t_max is not None or save_every is not None:
+            raise ValueError("pass either times= or t_max (and save_every), not both")
+        start, t_max, requested, saved = _output_grid(times, t0, steps)
+    else:
+        if t0 is not None:
+            raise ValueError("t0 goes with times=; with t_max the run starts at 0")
+        if t_max is None or not t_max > 0:
+            raise ValueError(f"t_max must be > 0, got {t_max!r}")
+        start, requested = 0.0, None
+        every = steps if save_every is None else int(save_every)
+        saved = {0: 1} | {k: 1 for k in range(1, steps + 1) if k % every == 0 or k == steps}
     if increments is not None and increments.shape[0] != steps:
         raise ValueError(f"increments has {increments.shape[0]} steps, expected {steps}")
-    save_every = steps if save_every is None else int(save_every)
     check_steps(steps, f"an SDE run of {steps} steps")
-    records = steps // max(save_every, 1) + 1
+    records = sum(saved.values())
     check_memory((records if observe is None else 0) * x0.numel() * x0.element_size() + 8 * x0.numel() * x0.element_size(),
                  f"an SDE run of {tuple(x0.shape)} tokens", x0.device)
     observe = observe or (lambda state: state)
@@ -98,21 +114,49 @@ def integrate_sde(
         return noise.sample(batch, n, d, dt, generator=generator, dtype=x0.dtype, device=x0.device)
 
     x = x0
-    records, times = [observe(x)], [0.0]
+    records, recorded_times = [], []
+
+    def record(k: int, x: torch.Tensor) -> None:
+        if k in saved:
+            value = observe(x)
+            records.extend([value] * saved[k])
+            recorded_times.extend([start + k * dt] * saved[k])
+
+    record(0, x)
     bar = _progress_bar(progress, t_max)
     try:
         for k in range(steps):
-            t = k * dt
+            t = start + k * dt
             dW = draw(k)
             x = solver.advance(drift, noise, t, x, dt, dW)
             _check_finite(x, t + dt, k + 1)
-            if (k + 1) % save_every == 0 or k + 1 == steps:
-                records.append(observe(x))
-                times.append((k + 1) * dt)
+            record(k + 1, x)
             bar.advance(dt)
     finally:
         bar.stop()
+    out_times = requested if requested is not None else torch.as_tensor(np.asarray(recorded_times))
     return Trajectory(
-        times=torch.as_tensor(np.asarray(times)), states=_stack(records), method=f"sde-{solver.name}",
+        times=out_times, states=_stack(records), method=f"sde-{solver.name}",
         steps=steps, evaluations=steps * solver.evaluations_per_step,
     )
+
+
+def _output_grid(times, t0: float | None, steps: int) -> tuple[float, float, torch.Tensor, dict[int, int]]:
+    """(start, span, requested times, {step index: how many outputs}) of the ``times`` contract."""
+    requested = torch.as_tensor(times, dtype=torch.float64).flatten()
+    if requested.numel() < 1 or bool((requested.diff() < 0).any()):
+        raise ValueError("times must be a non-empty, non-decreasing sequence")
+    start = float(requested[0]) if t0 is None else float(t0)
+    if float(requested[0]) < start:
+        raise ValueError(f"output time {float(requested[0]):g} lies before the start time t0 = {start:g}")
+    span = float(requested[-1]) - start
+    if not span > 0:
+        raise ValueError(f"the last output time must lie after the start {start:g}, got {float(requested[-1]):g}")
+    dt = span / steps
+    saved: dict[int, int] = {}
+    for value in requested.tolist():
+        k = round((value - start) / dt)
+        if abs(k * dt - (value - start)) > 1e-9 * max(1.0, span):
+            raise ValueError(f"output time {value:g} is not on the grid {start:g} + k * {dt:g} of {steps} steps")
+        saved[k] = saved.get(k, 0) + 1
+    return start, span, requested, saved
