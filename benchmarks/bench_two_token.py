@@ -15,6 +15,7 @@ import torch
 
 from tokenswarm.noise import ValueNoise
 from tokenswarm.perf import _status_kib
+from tokenswarm.solve import EulerMaruyama
 from tokenswarm.solve.sde import integrate_sde
 from tokenswarm.sphere import sample_uniform
 
@@ -24,7 +25,7 @@ def run(runs: int, t_max: float, steps: int, d: int = 6, beta: float = 2.0) -> d
     x0 = sample_uniform(2, d, runs, generator=generator)
     noise = ValueNoise(beta=beta, sigma2=1.0 / d, low_rank=True)
     start = time.perf_counter()
-    final = integrate_sde(None, noise, x0, t_max, steps, generator=generator).final
+    final = integrate_sde(None, noise, x0, t_max, steps, solver=EulerMaruyama(), generator=generator).final
     seconds = time.perf_counter() - start
     rho = (final[..., 0, :] * final[..., 1, :]).sum(-1)
     return {"runs": runs, "t_max": t_max, "steps": steps, "d": d, "beta": beta, "seconds": seconds,

@@ -12,6 +12,7 @@ import torch
 from scipy.integrate import solve_ivp
 
 from tokenswarm.fields import MLP, Attention, LieTrotter
+from tokenswarm.fields.attention import usa_step
 from tokenswarm.fields.base import Field
 from tokenswarm.solve import METHODS, Authors, NonFiniteStateError, Trajectory, integrate, span_basis
 from tokenswarm.sphere import sample_equiangular
@@ -198,10 +199,11 @@ def test_authors_usa_effective_step(beta):
     x = sphere(5, 3, seed=14)
     step = 0.1
     eta = step / max(math.sqrt(beta) * math.exp(beta - 0.5), 1.0)
-    assert Authors.usa_step(step, beta) == pytest.approx(eta, rel=1e-15)
+    assert usa_step(step, beta) == pytest.approx(eta, rel=1e-15)
+    assert Attention(beta, normalization="usa").authors_step(step) == usa_step(step, beta)
     if beta == 0.1:
         assert eta == step  # the max(., 1) branch
-    traj = integrate(Attention(beta, normalization="usa"), x, [0.0, step], method="authors", step=step)
+    traj = integrate(Attention(beta, normalization="usa"), x, [0.0, step], Authors(step=step))
     assert traj.info["step"] == pytest.approx(eta, rel=1e-15)
     # the output time is reached by ceil(step/eta) sub-steps of size step/count
     count = math.ceil(step / eta - 1e-9)
@@ -212,12 +214,14 @@ def test_authors_usa_effective_step(beta):
     torch.testing.assert_close(traj.final, expected, rtol=0, atol=1e-14)
     assert traj.steps == count
     # raw step: one layer of size step
-    raw = integrate(
+    raw = integrate(Attention(beta, normalization="usa"), x, [0.0, step], Authors(step=step, usa_step=False))
+    legacy = integrate(
         Attention(beta, normalization="usa"), x, [0.0, step], method="authors", step=step, authors_usa_step=False
     )
+    assert torch.equal(raw.final, legacy.final)
     torch.testing.assert_close(raw.final, unit_rows(x + step * usa_output(x, beta)), rtol=0, atol=1e-15)
     # SA is never rescaled
-    assert Authors.effective_step(Attention(beta), step) == step
+    assert Authors(step=step).step_for(Attention(beta)) == step
 
 
 def test_authors_usa_step_with_tensor_beta_raises():

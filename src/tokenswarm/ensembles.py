@@ -15,7 +15,7 @@ import torch
 
 from tokenswarm.fields import Attention
 from tokenswarm.metrics import pair_fraction
-from tokenswarm.solve import integrate
+from tokenswarm.solve import RK4, Authors, integrate
 from tokenswarm.sphere import sample_uniform
 
 __all__ = ["DELTA", "SCHEMES", "STATE_BUDGET", "clustered_fraction", "boundary_times"]
@@ -25,7 +25,8 @@ DELTA = 1e-3
 #: Tokens x dims simulated at once (64 MiB in float64); beta is chunked to fit.
 STATE_BUDGET = 8 << 20
 #: Scheme names of the phase-diagram experiments -> integrator methods.
-SCHEMES = {"accurate": "rk4", "authors": "authors"}
+SCHEMES = {"accurate": RK4, "authors": Authors}
+"""Solver class for each scheme name a user types (``-p scheme=accurate``); built as ``SCHEMES[name](step=h)``."""
 
 
 def clustered_fraction(
@@ -69,7 +70,7 @@ def clustered_fraction(
         x0 = sample_uniform(n, d, (len(beta_chunk), runs), generator=generator, dtype=dtype, device=device)
         field_ = make_field(beta_chunk.unsqueeze(-1), generator)
         traj = integrate(
-            field_, x0, times, t0=0.0, method=SCHEMES[scheme], step=step, observe=observe,
+            field_, x0, times, t0=0.0, solver=SCHEMES[scheme](step=step), observe=observe,
             invariant_observe=True, progress=progress,
         )
         stats = traj.states.double().cpu().numpy()  # (T, chunk, 2)

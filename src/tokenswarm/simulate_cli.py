@@ -24,7 +24,7 @@ from tokenswarm.params import UsageError
 from tokenswarm.plots import animate_tokens, line_plot
 from tokenswarm.results import Result
 from tokenswarm.rundir import RunDirectory, parse_out
-from tokenswarm.solve import METHODS, integrate
+from tokenswarm.solve import SOLVERS, integrate, solver_from_name
 from tokenswarm.sphere import sample_uniform
 
 MAX_SAVED_STATES = 401
@@ -42,8 +42,8 @@ def _validate(model, n, d, beta, t, solver, step, value) -> None:
         problems.append(f"--beta must be a finite number >= 0, got {beta}")
     if not (math.isfinite(t) and t > 0):
         problems.append(f"--t must be > 0, got {t}")
-    if solver not in METHODS:
-        problems.append(f"--solver must be one of {', '.join(METHODS)}, got {solver!r}")
+    if solver not in SOLVERS:
+        problems.append(f"--solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
     if not (math.isfinite(step) and step > 0):
         problems.append(f"--step must be > 0, got {step}")
     if value not in VALUES:
@@ -87,7 +87,7 @@ def _simulate(model, n, d, beta, t, solver, step, value, seed, torch_device, tor
     x0 = sample_uniform(n, d, generator=generator, dtype=torch_dtype, device=torch_device)
     field = Attention(beta, normalization=model, V=VALUES[value])
     times = np.linspace(0.0, t, min(MAX_SAVED_STATES, max(2, round(t / step) + 1)))
-    traj = integrate(field, x0, times, method=solver, step=step, progress=True)
+    traj = integrate(field, x0, times, solver_from_name(solver, step), progress=True)
     x = traj.states
     clusters = cluster_count(x, 1e-3).cpu().numpy()
     figures = {"clusters": line_plot(times, {"clusters": clusters}, xlabel="t", ylabel="clusters (delta = 1e-3)")}

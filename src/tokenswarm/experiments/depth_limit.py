@@ -31,6 +31,7 @@ from tokenswarm.kernels import ActivationName
 from tokenswarm.noise import BrownianPath, FieldNoise, ValueNoise
 from tokenswarm.plots import line_plot
 from tokenswarm.results import Result, claim_between
+from tokenswarm.solve import EulerMaruyama, StratonovichHeun
 from tokenswarm.solve.sde import integrate_sde
 from tokenswarm.sphere import sample_uniform, token_pair
 from tokenswarm.stats import loglog_slope
@@ -75,7 +76,7 @@ def value_noise_weak(p: Params, ctx: RunContext):
                         dtype=ctx.dtype, device=ctx.device)
 
     def final_rho(steps):
-        x = integrate_sde(None, noise, x0, p.t_max, steps, increments=path.increments(steps)).final
+        x = integrate_sde(None, noise, x0, p.t_max, steps, solver=EulerMaruyama(), increments=path.increments(steps)).final
         return (x[..., 0, :] * x[..., 1, :]).sum(-1)
 
     reference = final_rho(p.reference_layers)
@@ -97,11 +98,11 @@ def random_mlp_strong(p: Params, ctx: RunContext):
                             sigma_w=p.sigma_w, generator=generator, dtype=ctx.dtype, device=ctx.device)
     path = BrownianPath((p.strong_runs,), noise.shape(p.n, p.d), p.t_max, p.reference_layers, generator=generator,
                         dtype=ctx.dtype, device=ctx.device)
-    reference = integrate_sde(attention, noise, x0, p.t_max, p.reference_layers, method="heun",
+    reference = integrate_sde(attention, noise, x0, p.t_max, p.reference_layers, solver=StratonovichHeun(),
                               increments=path.increments()).final
     depth_errors = []
     for L in p.layers:
-        x = integrate_sde(attention, noise, x0, p.t_max, L, split=True, increments=path.increments(L)).final
+        x = integrate_sde(attention, noise, x0, p.t_max, L, solver=EulerMaruyama(split=True), increments=path.increments(L)).final
         depth_errors.append(float(((x - reference) ** 2).sum(-1).mean()))
 
     return np.asarray(depth_errors)

@@ -24,7 +24,7 @@ from tokenswarm.fields import Attention
 from tokenswarm.metrics import interaction_energy
 from tokenswarm.plots import line_plot
 from tokenswarm.results import Result, claim_between, claim_less
-from tokenswarm.solve import integrate
+from tokenswarm.solve import RK4, integrate
 from tokenswarm.sphere import sample_uniform
 
 Value = Literal["identity", "minus_identity", "symmetric"]
@@ -73,7 +73,7 @@ def energy_path(p: Params, value: str, n: int, d: int, t_max: float, ctx: RunCon
     steps = round(t_max / p.step)
     times = np.arange(steps + 1) * p.step
     traj = integrate(
-        field_, x0, times, method="rk4", step=p.step,
+        field_, x0, times, RK4(step=p.step),
         observe=lambda x: interaction_energy(x, p.beta, B), progress=True,
     )
     return traj.states.double().cpu().numpy()

@@ -15,7 +15,7 @@ from tokenswarm.experiments.registry import RunContext, register
 from tokenswarm.fields import Attention
 from tokenswarm.plots import line_plot
 from tokenswarm.results import Result, claim_close, claim_less
-from tokenswarm.solve import integrate
+from tokenswarm.solve import integrate, solver_from_name
 from tokenswarm.sphere import sample_equiangular
 
 LEVEL = 0.999  # the crossing level of Fig. 3's statistic (delta = 1e-3)
@@ -81,7 +81,7 @@ def run(p: Params, ctx: RunContext) -> Result:
     field_ = Attention(p.beta, normalization=p.model)
     times = np.linspace(0.0, p.t_max, p.samples)
     traj = integrate(
-        field_, x0, times, method=p.solver, step=p.step, rtol=p.rtol, atol=p.rtol * 1e-2,
+        field_, x0, times, solver_from_name(p.solver, p.step, rtol=p.rtol, atol=p.rtol * 1e-2),
         observe=pair_statistics, progress=True,
     )
     stats = traj.states.double().cpu().numpy()

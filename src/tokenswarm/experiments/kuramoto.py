@@ -19,7 +19,7 @@ from tokenswarm.fields import Attention
 from tokenswarm.metrics import kuramoto_order
 from tokenswarm.plots import line_plot
 from tokenswarm.results import Result, claim_less
-from tokenswarm.solve import integrate
+from tokenswarm.solve import DormandPrince, integrate
 from tokenswarm.sphere import sample_uniform
 
 
@@ -51,7 +51,7 @@ def run(p: Params, ctx: RunContext) -> Result:
     theta0 = torch.atan2(x0[..., 1], x0[..., 0]).double().cpu().numpy()
     differences, orders, data = {}, {}, {}
     for beta in p.beta:
-        traj = integrate(Attention(beta, normalization=p.model), x0, times, method="dopri5", rtol=p.rtol, atol=p.rtol)
+        traj = integrate(Attention(beta, normalization=p.model), x0, times, DormandPrince(rtol=p.rtol, atol=p.rtol))
         x = traj.states.double().cpu().numpy()
         theta_cartesian = np.arctan2(x[..., 1], x[..., 0])
         ode = solve_ivp(

@@ -47,7 +47,7 @@ class Params:
 
 def _counts(x0, beta, times, scheme, step, delta):
     traj = integrate(
-        Attention(beta), x0, times, t0=0.0, method=SCHEMES[scheme], step=step,
+        Attention(beta), x0, times, t0=0.0, solver=SCHEMES[scheme](step=step),
         observe=lambda x: cluster_count(x, delta), invariant_observe=True, progress=True,
     )
     return traj.states.cpu().numpy()  # (T, runs)
@@ -79,7 +79,7 @@ def run(p: Params, ctx: RunContext) -> Result:
                 detail=f"Fig. 4 shows {expected} clusters (one trajectory); histogram over {p.runs} runs: {histograms[beta]}",
             ))
         if snapshot is None and p.d == 2:
-            traj = integrate(Attention(beta), x0[0], times, t0=0.0, method=SCHEMES[p.scheme], step=p.step)
+            traj = integrate(Attention(beta), x0[0], times, t0=0.0, solver=SCHEMES[p.scheme](step=p.step))
             snapshot = circle_snapshots(traj.states, times, cluster_labels=cluster_labels(traj.states, p.delta))
     metrics["median_clusters"] = medians[p.beta[0]].tolist()
     metrics["cluster_histogram"] = histograms[p.beta[0]]

@@ -18,6 +18,7 @@ from tokenswarm.metrics import OUTCOMES, classify_outcome
 from tokenswarm.noise import ValueNoise
 from tokenswarm.plots import line_plot
 from tokenswarm.results import Result, claim_greater
+from tokenswarm.solve import EulerMaruyama
 from tokenswarm.solve.sde import integrate_sde
 from tokenswarm.sphere import sample_uniform
 
@@ -47,7 +48,7 @@ def run(p: Params, ctx: RunContext) -> Result:
         generator = ctx.generator(index)  # independent runs for each sigma2
         x0 = sample_uniform(p.n, p.d, p.runs, generator=generator, dtype=ctx.dtype, device=ctx.device)
         noise = ValueNoise(beta=p.beta, sigma2=sigma2, low_rank=p.n < p.d)
-        final = integrate_sde(None, noise, x0, p.product / sigma2, p.steps, generator=generator).final
+        final = integrate_sde(None, noise, x0, p.product / sigma2, p.steps, solver=EulerMaruyama(), generator=generator).final
         outcome = classify_outcome(final, p.threshold).cpu().numpy()
         counts = np.bincount(outcome, minlength=3)
         table.append(counts)

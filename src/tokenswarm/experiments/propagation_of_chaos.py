@@ -24,6 +24,7 @@ from tokenswarm.kernels import ActivationName
 from tokenswarm.noise import BrownianPath, FieldNoise
 from tokenswarm.plots import line_plot
 from tokenswarm.results import Result, claim_between, claim_less
+from tokenswarm.solve import EulerMaruyama
 from tokenswarm.solve.sde import integrate_sde
 from tokenswarm.sphere import sample_uniform
 
@@ -65,7 +66,7 @@ def run(p: Params, ctx: RunContext) -> Result:
     drift = Attention(p.beta, V=p.attention) if p.attention else None
 
     def evolve(x0):
-        return integrate_sde(drift, noise, x0, p.t_max, p.steps, increments=path.increments(), split=True).final
+        return integrate_sde(drift, noise, x0, p.t_max, p.steps, increments=path.increments(), solver=EulerMaruyama(split=True)).final
 
     reference0 = sample_uniform(p.reference_n, p.d, generator=generator, dtype=ctx.dtype, device=ctx.device)
     reference = evolve(reference0)

@@ -42,7 +42,7 @@ from tokenswarm.plots import line_plot
 from tokenswarm.plots._common import new_figure, style
 from tokenswarm.probe import mean_pair_cosine
 from tokenswarm.results import Result, check, claim_greater, claim_less
-from tokenswarm.solve import integrate
+from tokenswarm.solve import RK4, integrate
 from tokenswarm.threads import torch_threads
 
 __all__ = [
@@ -183,7 +183,7 @@ def flow_pair_cosines(
             window = times[start:stop + 1]
             pieces = []
             for index, x in enumerate(states):
-                trajectory = integrate(field_, x, window, method="rk4", step=step)
+                trajectory = integrate(field_, x, window, RK4(step=step))
                 states[index] = trajectory.final
                 pieces.append(pair_cosines(trajectory.states[1:]))
             out[start + 1:stop + 1] = torch.cat(pieces, -1).cpu().numpy()
@@ -277,7 +277,7 @@ def evaluate_flow(
     for x0 in x0_list:
         x0 = x0 / x0.norm(dim=-1, keepdim=True)
         with torch_threads(1, x0.device):
-            states = integrate(field_, x0, unique, method="rk4", step=step).states
+            states = integrate(field_, x0, unique, RK4(step=step)).states
         out.append(states[torch.as_tensor(where, device=states.device)])
     return out
 

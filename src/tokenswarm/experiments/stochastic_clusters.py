@@ -19,7 +19,7 @@ from tokenswarm.metrics import OUTCOMES, classify_outcome, pairwise_inner_produc
 from tokenswarm.noise import ValueNoise
 from tokenswarm.plots import line_plot
 from tokenswarm.results import Result, claim_greater
-from tokenswarm.solve import integrate
+from tokenswarm.solve import RK4, EulerMaruyama, integrate
 from tokenswarm.solve.sde import integrate_sde
 from tokenswarm.sphere import sample_uniform
 
@@ -46,13 +46,13 @@ def run(p: Params, ctx: RunContext) -> Result:
     sigma2 = 1.0  # a pure time change (docs/theory/common_noise.md §1.3): outcomes depend on sigma2 * t only
     x0 = sample_uniform(p.n, p.d, p.runs, generator=generator, dtype=ctx.dtype, device=ctx.device)
     noise = ValueNoise(beta=p.beta, sigma2=sigma2, low_rank=p.n < p.d)
-    traj = integrate_sde(None, noise, x0, p.t_max, p.steps, generator=ctx.generator(1), progress=True)
+    traj = integrate_sde(None, noise, x0, p.t_max, p.steps, solver=EulerMaruyama(), generator=ctx.generator(1), progress=True)
     final = traj.final
     outcome = classify_outcome(final, p.threshold).cpu().numpy()
     fractions = {name: float((outcome == k).mean()) for k, name in enumerate(OUTCOMES)}
     errors = {name: math.sqrt(max(f * (1 - f), 1.0 / p.runs) / p.runs) for name, f in fractions.items()}
 
-    deterministic = integrate(Attention(p.beta), x0, [0.0, p.t_max], method="rk4", step=0.05).final
+    deterministic = integrate(Attention(p.beta), x0, [0.0, p.t_max], RK4(step=0.05)).final
     deterministic_one = float((classify_outcome(deterministic, p.threshold) == 0).double().mean())
 
     claims = [

@@ -13,7 +13,7 @@ from tokenswarm.fields import Attention
 from tokenswarm.metrics import cluster_count, cluster_labels
 from tokenswarm.plots import animate_tokens, circle_snapshots, sphere_snapshots
 from tokenswarm.results import Result, claim_less
-from tokenswarm.solve import integrate
+from tokenswarm.solve import RK4, integrate
 from tokenswarm.sphere import sample_uniform
 
 VALUES = {"identity": None, "minus_identity": -1.0}
@@ -36,7 +36,7 @@ def simulate_tokens(n, d, beta, model, value, t_max, frames, step, generator, dt
     x0 = sample_uniform(n, d, generator=generator, dtype=dtype, device=device)
     field_ = Attention(beta, normalization=model, V=VALUES[value])
     times = np.linspace(0.0, t_max, frames)
-    return integrate(field_, x0, times, method="rk4", step=step, progress=True)
+    return integrate(field_, x0, times, RK4(step=step), progress=True)
 
 
 @register(

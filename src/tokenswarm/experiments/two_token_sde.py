@@ -26,6 +26,7 @@ from tokenswarm.nets import ValueNoiseTransformer
 from tokenswarm.noise import ValueNoise
 from tokenswarm.plots._common import new_figure, style
 from tokenswarm.results import Result, claim_less
+from tokenswarm.solve import EulerMaruyama
 from tokenswarm.solve.sde import integrate_sde
 from tokenswarm.sphere import sample_uniform, token_pair
 
@@ -63,7 +64,7 @@ def final_inner_products(p: Params, sigma2: float, ctx: RunContext) -> np.ndarra
     x0 = initial_tokens(p.rho0, p.d, batch, ctx.generator(0), ctx.dtype, ctx.device)
     if p.method == "sde":
         noise = ValueNoise(beta=betas, sigma2=sigma2, low_rank=True)
-        x = integrate_sde(None, noise, x0, p.t_max, p.layers, generator=ctx.generator(1), progress=True).final
+        x = integrate_sde(None, noise, x0, p.t_max, p.layers, solver=EulerMaruyama(), generator=ctx.generator(1), progress=True).final
     else:
         network = ValueNoiseTransformer(p.layers, beta=betas, sigma2=sigma2, t_max=p.t_max)
         x = network(x0, ctx.generator(1))

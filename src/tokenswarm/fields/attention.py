@@ -149,6 +149,11 @@ def attention_output(
     return _BACKENDS[backend](q, k, v, beta, normalization, causal)
 
 
+def usa_step(step: float, beta: float) -> float:
+    """The original code's USA step normalisation ``step / max(sqrt(beta) e^{beta - 1/2}, 1)``."""
+    return step / max(math.sqrt(beta) * math.exp(beta - 0.5), 1.0)
+
+
 class Attention(Field):
     """Self-attention field ``x_i -> Σ_h Σ_j A^h_ij V_h x_j``, tangent-projected for the velocity.
 
@@ -215,6 +220,14 @@ class Attention(Field):
             self.beta, normalization=self.normalization, Q=self.Q, K=self.K, V=self.V,
             causal=self.causal, backend=backend,
         )
+
+    def authors_step(self, step: float) -> float:
+        """The original code's USA step normalisation (:func:`usa_step`); ``step`` itself for SA."""
+        if self.normalization != "usa":
+            return step
+        if isinstance(self.beta, torch.Tensor):
+            raise ValueError("the authors' USA step rule needs one scalar beta; run each beta separately")
+        return usa_step(step, self.beta)
 
     # -- evaluation ------------------------------------------------------------------
     def output(self, t: float, x: torch.Tensor) -> torch.Tensor:

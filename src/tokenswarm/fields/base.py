@@ -36,6 +36,11 @@ class Field:
     def __add__(self, other: Field) -> SumField:
         return SumField([self, other])
 
+    def authors_step(self, step: float) -> float:
+        """The step the original code's scheme (:class:`~tokenswarm.solve.Authors`) takes for a
+        nominal ``step`` on this field; the identity unless a field defines its own rule."""
+        return step
+
     # Span reduction (docs/theory/attention_ode.md §3.3): a field whose output stays in span{x_j} can be
     # simulated in r = rank coordinates. Fields that cannot return None.
     def restrict(self, basis: torch.Tensor) -> Field | None:

@@ -25,7 +25,7 @@ from tokenswarm.budget import check_steps
 from tokenswarm.fields.circle import CircleAttention
 from tokenswarm.meanfield.circle import CircleModel
 from tokenswarm.noise import CommonNoise
-from tokenswarm.solve import integrate
+from tokenswarm.solve import RK4, StratonovichHeun, integrate
 from tokenswarm.solve.sde import integrate_sde
 
 __all__ = ["attention_for", "flow_angles", "noisy_angles", "common_noise_angles", "to_points", "to_angles"]
@@ -48,8 +48,8 @@ def to_angles(x: torch.Tensor) -> torch.Tensor:
 def flow_angles(model: CircleModel, theta0: torch.Tensor, times: Sequence[float], *, step: float = 0.02
                 ) -> torch.Tensor:
     """Angles ``(T, *batch, n)`` of the deterministic particle flow (RK4, fixed ``step``)."""
-    traj = integrate(attention_for(model), to_points(theta0), list(map(float, times)), method="rk4",
-                     step=step, observe=to_angles, span_reduction=False)
+    traj = integrate(attention_for(model), to_points(theta0), list(map(float, times)), RK4(step=step),
+                     observe=to_angles, span_reduction=False)
     return traj.states
 
 
@@ -85,5 +85,5 @@ def common_noise_angles(model: CircleModel, theta0: torch.Tensor, noise: CommonN
     """Angles ``(T, *batch, n)`` under attention plus a common noise, Stratonovich Heun with the
     given increments ``(steps, *batch, *noise.shape(n, 2))``."""
     traj = integrate_sde(attention_for(model), noise, to_points(theta0), t_max, increments.shape[0],
-                         method="heun", increments=increments, save_every=save_every, observe=to_angles)
+                         solver=StratonovichHeun(), increments=increments, save_every=save_every, observe=to_angles)
     return traj.states

@@ -1,12 +1,14 @@
 """Integrate a field on the sphere: fixed-step, authors' scheme, or adaptive Runge–Kutta.
 
-Problem (the field), method (a :class:`~tokenswarm.solve.methods.Method`) and policies
-(output times, step control, what to record) are separate, as in diffrax.
+Problem (the field), solver (a :class:`~tokenswarm.solve.solvers.Solver` object holding its own
+settings) and policies (output times, what to record) are separate, as in diffrax:
+``integrate(field, x0, times, solver=RK4(step=0.05))``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field as dataclass_field
@@ -17,7 +19,7 @@ import torch
 from tokenswarm.budget import ResourceLimitError, check_memory, check_steps
 from tokenswarm.fields.base import Field
 from tokenswarm.progress import progress_bar
-from tokenswarm.solve.methods import METHODS, Authors, DormandPrince, Method
+from tokenswarm.solve.solvers import Solver, solver_from_name
 from tokenswarm.sphere import retract
 
 __all__ = ["Trajectory", "NonFiniteStateError", "StepSizeUnderflowError", "integrate", "span_basis"]
@@ -65,12 +67,12 @@ def _check_finite(x: torch.Tensor, t: float, step: int) -> None:
         )
 
 
-def _check_budget(x0: torch.Tensor, times: torch.Tensor, method: Method, step: float | None, *, observe_given: bool) -> None:
+def _check_budget(x0: torch.Tensor, times: torch.Tensor, solver: Solver, step: float | None, *, observe_given: bool) -> None:
     """Refuse before the first step what would not fit in memory or would take too many steps."""
     state = x0.numel() * x0.element_size()
     recorded = 0 if observe_given else times.numel() * state
     check_memory(recorded + 8 * state, f"integrating {tuple(x0.shape)} tokens to {times.numel()} output times", x0.device)
-    if not isinstance(method, DormandPrince):
+    if not solver.adaptive:
         spans = times.diff()
         count = float(torch.ceil(spans / step - 1e-9).clamp(min=0).sum()) if spans.numel() else 0.0
         check_steps(count, f"integrating from t = {float(times[0]):g} to {float(times[-1]):g} with step {step:g}")
@@ -91,16 +93,17 @@ def integrate(
     field: Field,
     x0: torch.Tensor,
     times: Sequence[float] | torch.Tensor,
+    solver: Solver | None = None,
     *,
     t0: float | None = None,
-    method: str | Method = "rk4",
+    method: str | Solver | None = None,
     step: float | None = None,
-    rtol: float = 1e-7,
-    atol: float = 1e-9,
+    rtol: float | None = None,
+    atol: float | None = None,
     observe: Callable[[torch.Tensor], Any] | None = None,
     invariant_observe: bool = False,
     span_reduction: bool | str = "auto",
-    authors_usa_step: bool = True,
+    authors_usa_step: bool | None = None,
     max_steps: int = 10_000_000,
     progress: bool = False,
 ) -> Trajectory:
@@ -117,12 +120,16 @@ def integrate(
         states at 10 and 30, the same values as the tail of ``times=[0, 10, 30]``.
         Experiments pass ``t0=0`` so that a user's time list always means time since
         the initial state.
-    method:
-        ``"euler"``, ``"heun"``, ``"rk4"`` (fixed step ``step``), ``"authors"`` (the original
-        code's scheme, step ``eta = step``, with its USA step normalisation unless
-        ``authors_usa_step=False``) or ``"dopri5"`` (adaptive, ``rtol``/``atol``).
-        Fixed-step methods take ``ceil(Δ/step)`` equal sub-steps between output times, so
+    solver:
+        A solver object: ``Euler(step=h)``, ``Heun(step=h)``, ``RK4(step=h)``,
+        ``Authors(step=eta, usa_step=True)`` (the original code's scheme, with the field's own
+        step rule ``field.authors_step``) or ``DormandPrince(rtol=..., atol=...)`` (adaptive).
+        Fixed-step solvers take ``ceil(Δ/step)`` equal sub-steps between output times, so
         output times on the grid ``k * step`` give exactly the layer-by-layer network.
+    method, step, rtol, atol, authors_usa_step:
+        Deprecated shortcut kept for old callers: ``method="rk4", step=h`` means
+        ``solver=RK4(step=h)`` (see :func:`~tokenswarm.solve.solvers.solver_from_name`);
+        ``method`` may also be a step-less solver object. Not combined with ``solver``.
     observe:
         Function of the state recorded at each output time (default: the state itself).
         Use it to keep memory small, e.g. ``observe=metrics.pair_fraction``.
@@ -136,7 +143,7 @@ def integrate(
 
     All arithmetic stays on ``x0``'s device and dtype; the whole batch shares one step.
     """
-    method = METHODS[method] if isinstance(method, str) else method
+    solver = _resolve_solver(solver, method, step, rtol, atol, authors_usa_step)
     times = torch.as_tensor(times, dtype=torch.float64).flatten()
     if times.numel() < 1 or bool((times.diff() < 0).any()):
         raise ValueError("times must be a non-empty, non-decreasing sequence")
@@ -146,8 +153,8 @@ def integrate(
             raise ValueError(f"output time {float(times[0]):g} lies before the start time t0 = {t0:g}")
         if float(times[0]) > t0:
             times = torch.cat([times.new_tensor([t0]), times])
-    if not isinstance(method, DormandPrince) and (step is None or not step > 0):
-        raise ValueError(f"method {method.name!r} needs a step > 0, got step={step!r}")
+    if not solver.adaptive and (solver.step is None or not solver.step > 0):
+        raise ValueError(f"method {solver.name!r} needs a step > 0, got step={solver.step!r}")
     observe_given = observe is not None
     observe = observe or (lambda state: state)
 
@@ -171,17 +178,15 @@ def integrate(
             return observe(state)
         return observe(state @ basis.mT)
 
-    if isinstance(method, Authors) and authors_usa_step:
-        step = Authors.effective_step(field, step)
-
-    _check_budget(x0, times, method, step, observe_given=observe_given)
-    stepper = _adaptive if isinstance(method, DormandPrince) else _fixed
-    records, stats = stepper(field, x, times, method, step, rtol, atol, record, max_steps, progress)
+    step = solver.step_for(field)
+    _check_budget(x0, times, solver, step, observe_given=observe_given)
+    stepper = _adaptive if solver.adaptive else _fixed
+    records, stats = stepper(field, x, times, solver, step, record, max_steps, progress)
     records = records[len(times) - len(requested):]  # drop the start state when t0 was prepended
     return Trajectory(
         times=requested,
         states=_stack(records),
-        method=method.name,
+        method=solver.name,
         reduced_dimension=None if basis is None else basis.shape[-1],
         info={"step": step} if step is not None else {},
         **stats,
@@ -207,7 +212,31 @@ def _progress_bar(enabled: bool, total: float) -> _Progress:
     return _Progress(enabled, total)
 
 
-def _fixed(field, x, times, method, step, rtol, atol, record, max_steps, progress):
+def _resolve_solver(solver, method, step, rtol, atol, authors_usa_step) -> Solver:
+    """The solver object, from ``solver=`` or from the deprecated ``method=``/``step=`` keywords."""
+    legacy = {"method": method, "step": step, "rtol": rtol, "atol": atol, "authors_usa_step": authors_usa_step}
+    if solver is not None:
+        given = [key for key, value in legacy.items() if value is not None]
+        if given:
+            raise ValueError(f"pass the settings inside the solver object, not as {', '.join(given)}= next to solver=")
+        if not isinstance(solver, Solver):
+            raise TypeError(f"solver must be a Solver object such as RK4(step=0.05), got {solver!r}")
+        return solver
+    tolerances = {"rtol": 1e-7 if rtol is None else rtol, "atol": 1e-9 if atol is None else atol}
+    usa = True if authors_usa_step is None else authors_usa_step
+    if method is None or isinstance(method, str):
+        return solver_from_name("rk4" if method is None else method, step, usa_step=usa, **tolerances)
+    if isinstance(method, Solver):  # an old-style step-less instance, e.g. METHODS["rk4"]
+        names = {f.name for f in dataclasses.fields(method)}
+        changes = {"step": step} if step is not None else {}
+        changes.update({key: value for key, value in tolerances.items() if key in names})
+        if "usa_step" in names:
+            changes["usa_step"] = usa
+        return dataclasses.replace(method, **changes)
+    raise TypeError(f"method must be a solver name or Solver object, got {method!r}")
+
+
+def _fixed(field, x, times, method, step, record, max_steps, progress):
     records = [record(x)]
     steps = 0
     bar = _progress_bar(progress, float(times[-1] - times[0]))
@@ -218,7 +247,7 @@ def _fixed(field, x, times, method, step, rtol, atol, record, max_steps, progres
             h = span / max(count, 1)
             for k in range(count):
                 t = t0 + k * h
-                x = method.step(field, t, x, h)
+                x = method.advance(field, t, x, h)
                 steps += 1
                 _check_finite(x, t + h, steps)
                 if steps > max_steps:
@@ -237,7 +266,8 @@ def _error_ratio(error, x, x_new, rtol, atol):
     return float(ratio.mean(dim=(-2, -1)).sqrt().max())
 
 
-def _adaptive(field, x, times, method, step, rtol, atol, record, max_steps, progress):
+def _adaptive(field, x, times, method, step, record, max_steps, progress):
+    rtol, atol = method.rtol, method.atol
     records = [record(x)]
     t, t_end = float(times[0]), float(times[-1])
     h = step or max(1e-3, 1e-2 * (t_end - t))

@@ -1,0 +1,25 @@
+"""Classical fourth-order Runge–Kutta plus retraction (order 4)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tokenswarm.solve.solvers.base import Solver
+
+__all__ = ["RK4"]
+
+
+@dataclass(frozen=True)
+class RK4(Solver):
+    """Classical fourth-order Runge–Kutta."""
+
+    name = "rk4"
+    order = 4
+    evaluations_per_step = 4
+
+    def increment(self, field, t, x, h):
+        k1 = field.velocity(t, x)
+        k2 = field.velocity(t + h / 2, x + (h / 2) * k1)
+        k3 = field.velocity(t + h / 2, x + (h / 2) * k2)
+        k4 = field.velocity(t + h, x + h * k3)
+        return (h / 6) * (k1 + 2 * k2 + 2 * k3 + k4)
