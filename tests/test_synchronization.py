@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from tokenswarm import kernels
 from tokenswarm.experiments import load_all, run_experiment
 from tokenswarm.experiments.synchronization import fit_decay_rate, resolution_floor
 
