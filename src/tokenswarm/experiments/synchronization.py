@@ -35,8 +35,8 @@ from tokenswarm.sphere import sample_uniform
 class Params:
     n: int = field(default=64, metadata={"min": 2, "help": "tokens"})
     layers: int = field(default=150, metadata={"min": 1, "help": "layers L"})
-    t_max: float = field(default=5.0, metadata={"min_exclusive": 0, "help": "depth horizon T"})
-    beta: float = field(default=1.0, metadata={"min_exclusive": 0, "help": "inverse temperature"})
+    t_max: float = field(default=5.0, metadata={"min": 1e-3, "max": 1e3, "help": "depth horizon T"})
+    beta: float = field(default=1.0, metadata={"min_exclusive": 0, "max": 300, "help": "inverse temperature (e^beta must fit in float64)"})
     d: list[int] = field(default_factory=lambda: [5, 64, 128], metadata={"min": 2, "help": "dimensions"})
     bias: list[float] = field(default_factory=lambda: [0.0, 0.1], metadata={"min": 0, "help": "sigma_u = sigma_w"})
     activation: list[kernels.ActivationName] = field(default_factory=lambda: ["relu", "silu", "sigmoid", "tanh"], metadata={"help": "activations"})
@@ -44,7 +44,7 @@ class Params:
     width: int = field(default=256, metadata={"min": 1, "help": "MLP width m"})
     runs: int = field(default=8, metadata={"min": 2, "help": "independent runs per configuration"})
     odd_d: int = field(default=4, metadata={"min": 2, "help": "dimension of the odd-field run"})
-    odd_t_max: float = field(default=20.0, metadata={"min_exclusive": 0, "help": "horizon of the odd-field run"})
+    odd_t_max: float = field(default=20.0, metadata={"min": 1e-3, "max": 1e3, "help": "horizon of the odd-field run"})
     odd_layers: int = field(default=2000, metadata={"min": 1, "help": "layers of the odd-field run"})
 
 

@@ -41,7 +41,7 @@ class Params:
     sigma2: float | None = field(default=None, metadata={"min_exclusive": 0, "help": "entry variance of the value noise (default 1/d)"})
     method: Literal["sde", "discrete"] = field(default="sde", metadata={"help": "SDE (low-rank Euler–Maruyama) or the L-layer network"})
     layers: int = field(default=3000, metadata={"min": 1, "help": "steps of the SDE scheme / layers of the network"})
-    threshold: float = field(default=0.9, metadata={"min_exclusive": 0, "max_exclusive": 1, "help": "classification threshold"})
+    threshold: float = field(default=0.9, metadata={"min": 0.01, "max": 0.999, "help": "classification threshold"})
     phase_d: list[int] = field(default_factory=lambda: [3, 4, 5, 6, 8, 10, 16, 32], metadata={"min": 3, "help": "dimensions of the (beta, d) diagram"})
 
     def __post_init__(self):
