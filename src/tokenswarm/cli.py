@@ -113,16 +113,9 @@ def _stdout() -> Console:
 def _print_error(message: str) -> None:
     # Plain print rather than rich: the message must not be re-wrapped or styled, since
     # scripts and tests search it for the valid choices it names.
-    print(f"error: {escape_controls(message)}", file=sys.stderr)
-
-
-def escape_controls(text: str) -> str:
-    """``text`` with control characters (also newlines) written as escapes, so that a user's
-    input echoed in a message can neither break it into several lines nor drive the terminal."""
-    return "".join(
-        character if character.isprintable() or character == " " else character.encode("unicode_escape").decode("ascii")
-        for character in text
-    )
+    # Control characters of echoed user input are escaped: they can neither break the
+    # message into several lines nor drive the terminal.
+    print(f"error: {rundir.printable(message)}", file=sys.stderr)
 
 
 def _usage_failure(message: str) -> NoReturn:
