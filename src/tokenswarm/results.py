@@ -64,6 +64,7 @@ __all__ = [
     "load_result",
     "load_data",
     "atomic_write_text",
+    "temporary_sibling",
 ]
 
 RESULT_FILE = "result.json"
@@ -342,7 +343,7 @@ def load_data(out_dir: str | os.PathLike[str]) -> xarray.Dataset | None:
 
 
 @contextmanager
-def _temporary_sibling(target: pathlib.Path) -> Iterator[pathlib.Path]:
+def temporary_sibling(target: pathlib.Path) -> Iterator[pathlib.Path]:
     """A fresh, not yet created path next to ``target``, removed if the block fails.
 
     Same directory, hence same filesystem, so ``os.replace`` onto ``target`` is atomic.
@@ -360,7 +361,7 @@ def _temporary_sibling(target: pathlib.Path) -> Iterator[pathlib.Path]:
 def atomic_write_text(target: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` to ``target`` so that readers see the old file or the new, never half."""
     target_path = pathlib.Path(target)
-    with _temporary_sibling(target_path) as temporary:
+    with temporary_sibling(target_path) as temporary:
         with open(temporary, "x", encoding="utf-8") as stream:
             stream.write(text)
             stream.flush()
@@ -373,7 +374,7 @@ def _save_figure(directory: pathlib.Path, name: str, figure: matplotlib.figure.F
 
     file_name = f"{_plain_file_name(name)}.png"
     try:
-        with _temporary_sibling(directory / file_name) as temporary:
+        with temporary_sibling(directory / file_name) as temporary:
             figure.savefig(temporary, format="png", dpi=120, bbox_inches="tight")
             os.replace(temporary, directory / file_name)
     finally:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import os
-import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from tokenswarm.plots._common import TOKEN_CMAP, as_float_array, time_decimals
+from tokenswarm.results import temporary_sibling
 
 __all__ = ["animate_tokens", "frame_indices"]
 
@@ -331,12 +331,8 @@ def animate_tokens(traj: Any, times: Any, path: str | Path, *, fps: float = 15,
     # Identical consecutive frames would be merged by the encoder; the progress bar and the
     # time label make every frame distinct, so the frame count is min(T, max_frames).
     # Written to a temporary sibling and renamed: a reader never sees a truncated GIF.
-    temporary = out.parent / f".{out.name}.{secrets.token_hex(8)}.tmp"
-    try:
+    with temporary_sibling(out) as temporary:
         indexed[0].save(temporary, format="GIF", save_all=True, append_images=indexed[1:],
                         duration=max(20, round(1000 / fps)), loop=0, optimize=False)
         os.replace(temporary, out)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
     return out
