@@ -426,6 +426,10 @@ def test_progress_bars_nest_and_never_touch_stdout(capsys: pytest.CaptureFixture
         with progress_bar(3, "inner", enabled=True) as inner:
             assert inner._display is not None and inner._display is outer._display
         assert list(track(range(3), "inner", enabled=True)) == [0, 1, 2]
+        # a bar switched off stays off inside a live display (integrate(progress=False))
+        with progress_bar(3, "off", enabled=False) as off:
+            assert off._display is None
+        assert len(outer._display.tasks) == 1
         outer.advance()
     assert list(track(iter(range(4)), "silent", enabled=False)) == [0, 1, 2, 3]
     assert capsys.readouterr().out == ""

@@ -70,8 +70,12 @@ def progress_bar(
     Args:
         total: number of steps, or ``None`` for an indeterminate bar.
         description: text shown to the left of the bar.
-        enabled: force on/off; by default on exactly when stderr is a terminal.
+        enabled: force on/off; by default on exactly when stderr is a terminal (or when an
+            enclosing bar is live, whose display then shows this one as a nested task).
     """
+    if enabled is False:  # off, also inside another bar's display
+        yield ProgressBar()
+        return
     outer = _active_display.get()
     if outer is not None:
         task = outer.add_task(description, total=total)

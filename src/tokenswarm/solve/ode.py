@@ -7,7 +7,6 @@ settings) and policies (output times, what to record) are separate, as in diffra
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 from collections.abc import Callable, Sequence
@@ -193,23 +192,9 @@ def integrate(
     )
 
 
-class _Progress:
-    """A :func:`tokenswarm.progress.progress_bar` held open across a solver loop (time units)."""
-
-    def __init__(self, enabled: bool, total: float, description: str = "integrating") -> None:
-        self._stack = contextlib.ExitStack()
-        self._bar = self._stack.enter_context(progress_bar(total, description)) if enabled else None
-
-    def advance(self, amount: float) -> None:
-        if self._bar is not None:
-            self._bar.advance(amount)
-
-    def stop(self) -> None:
-        self._stack.close()
-
-
-def _progress_bar(enabled: bool, total: float) -> _Progress:
-    return _Progress(enabled, total)
+def _progress(enabled: bool, total: float):
+    """The shared progress bar (time units) when ``enabled``, shown on a terminal only."""
+    return progress_bar(total, "integrating", enabled=None if enabled else False)
 
 
 def _resolve_solver(solver, method, step, rtol, atol, authors_usa_step) -> Solver:
@@ -239,8 +224,7 @@ def _resolve_solver(solver, method, step, rtol, atol, authors_usa_step) -> Solve
 def _fixed(field, x, times, method, step, record, max_steps, progress):
     records = [record(x)]
     steps = 0
-    bar = _progress_bar(progress, float(times[-1] - times[0]))
-    try:
+    with _progress(progress, float(times[-1] - times[0])) as bar:
         for t0, t1 in zip(times[:-1].tolist(), times[1:].tolist()):
             span = t1 - t0
             count = math.ceil(span / step - 1e-9) if span > 0 else 0
@@ -254,8 +238,6 @@ def _fixed(field, x, times, method, step, record, max_steps, progress):
                     raise RuntimeError(f"more than max_steps={max_steps} steps")
             records.append(record(x))
             bar.advance(span)
-    finally:
-        bar.stop()
     return records, {"steps": steps, "evaluations": steps * method.evaluations_per_step, "rejected": 0}
 
 
@@ -273,8 +255,7 @@ def _adaptive(field, x, times, method, step, record, max_steps, progress):
     h = step or max(1e-3, 1e-2 * (t_end - t))
     steps = rejected = evaluations = 0
     targets = times[1:].tolist()
-    bar = _progress_bar(progress, t_end - t)
-    try:
+    with _progress(progress, t_end - t) as bar:
         for target in targets:
             while t < target - 1e-12 * max(1.0, abs(target)):
                 h_try = min(h, target - t)
@@ -305,6 +286,4 @@ def _adaptive(field, x, times, method, step, record, max_steps, progress):
                         f"{str(x.dtype).removeprefix('torch.')}; loosen rtol/atol"
                     )
             records.append(record(x))
-    finally:
-        bar.stop()
     return records, {"steps": steps, "evaluations": evaluations, "rejected": rejected}

@@ -19,10 +19,9 @@ import numpy as np
 import torch
 
 from tokenswarm.budget import check_memory, check_steps
-
 from tokenswarm.fields.base import Field
 from tokenswarm.noise import CommonNoise
-from tokenswarm.solve.ode import Trajectory, _check_finite, _progress_bar, _stack
+from tokenswarm.solve.ode import Trajectory, _check_finite, _progress, _stack
 from tokenswarm.solve.solvers import SDE_SOLVERS, SDESolver, sde_solver_from_name
 
 __all__ = ["integrate_sde", "SDE_METHODS"]
@@ -123,8 +122,7 @@ def integrate_sde(
             recorded_times.extend([start + k * dt] * saved[k])
 
     record(0, x)
-    bar = _progress_bar(progress, t_max)
-    try:
+    with _progress(progress, t_max) as bar:
         for k in range(steps):
             t = start + k * dt
             dW = draw(k)
@@ -132,8 +130,6 @@ def integrate_sde(
             _check_finite(x, t + dt, k + 1)
             record(k + 1, x)
             bar.advance(dt)
-    finally:
-        bar.stop()
     out_times = requested if requested is not None else torch.as_tensor(np.asarray(recorded_times))
     return Trajectory(
         times=out_times, states=_stack(records), method=f"sde-{solver.name}",
