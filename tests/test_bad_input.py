@@ -273,3 +273,23 @@ def test_every_count_parameter_refuses_a_billion_before_running(name, spec, tmp_
     result = invoke("run", name, "--quick", "-p", f"{spec.name}=1000000000", "--out", str(tmp_path / "run"))
     _assert_one_line_exit_2(result)
     assert not (tmp_path / "run").exists()
+
+
+def test_force_also_lifts_the_solvers_own_step_cap(monkeypatch):
+    import torch
+
+    from tokenswarm.fields import Attention
+    from tokenswarm.solve import DormandPrince, RK4, integrate
+    from tokenswarm.solve import ode
+    from tokenswarm.sphere import sample_uniform
+
+    monkeypatch.setattr(budget, "STEP_LIMIT", 5)
+    monkeypatch.setattr(ode, "STEP_LIMIT", 5)
+    x0 = sample_uniform(4, 3, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(budget.ResourceLimitError):
+        integrate(Attention(1.0), x0, [0.0, 1.0], RK4(step=0.1))  # 10 steps, refused up front
+    with pytest.raises(budget.ResourceLimitError, match="max_steps = 5"):
+        integrate(Attention(1.0), x0, [0.0, 10.0], DormandPrince(rtol=1e-10, atol=1e-12))
+    with budget.forced():  # --force: neither the estimate nor the loop's default cap stops it
+        assert integrate(Attention(1.0), x0, [0.0, 1.0], RK4(step=0.1)).steps == 10
+        assert integrate(Attention(1.0), x0, [0.0, 10.0], DormandPrince(rtol=1e-10, atol=1e-12)).steps > 5

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from tokenswarm.budget import ResourceLimitError, check_memory, check_steps
+from tokenswarm.budget import STEP_LIMIT, ResourceLimitError, check_memory, check_steps, is_forced
 from tokenswarm.fields.base import Field
 from tokenswarm.progress import progress_bar
 from tokenswarm.solve.solvers import Solver, solver_from_name
@@ -103,7 +103,7 @@ def integrate(
     invariant_observe: bool = False,
     span_reduction: bool | str = "auto",
     authors_usa_step: bool | None = None,
-    max_steps: int = 10_000_000,
+    max_steps: int | None = None,
     progress: bool = False,
 ) -> Trajectory:
     """Solve ``dx/dt = P⊥_x F(t, x)`` on the sphere from ``x0`` (shape ``(*batch, n, d)``).
@@ -139,6 +139,10 @@ def integrate(
         ``"auto"`` simulates in ``r = n`` coordinates when ``d > n`` and the field keeps the
         span of the tokens invariant (``V = λ I``), exactly; ``True`` requires it, ``False``
         disables it.
+    max_steps:
+        A cap on the steps taken (accepted and rejected). By default the budget's
+        :data:`~tokenswarm.budget.STEP_LIMIT`, lifted inside :func:`tokenswarm.budget.forced`
+        (``--force``); an explicit value always holds.
 
     All arithmetic stays on ``x0``'s device and dtype; the whole batch shares one step.
     """
@@ -180,6 +184,8 @@ def integrate(
     step = solver.step_for(field)
     _check_budget(x0, times, solver, step, observe_given=observe_given)
     stepper = _adaptive if solver.adaptive else _fixed
+    if max_steps is None:  # the budget's cap, which --force lifts (the fixed-step count is checked above)
+        max_steps = math.inf if is_forced() else STEP_LIMIT
     records, stats = stepper(field, x, times, solver, step, record, max_steps, progress)
     records = records[len(times) - len(requested):]  # drop the start state when t0 was prepended
     return Trajectory(
