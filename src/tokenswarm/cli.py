@@ -373,12 +373,11 @@ def reproduce_command(
     if only is None:
         entries.extend(_import_failure_entry(failure) for failure in failures)
     try:
-        with stage as report_dir, progress_bar(len(selected), "reproduce") as bar:
+        with stage as report_dir, budget.forced(force), progress_bar(len(selected), "reproduce") as bar:
             for index, name in enumerate(selected, start=1):
                 print(f"[{index}/{len(selected)}] {name}", file=sys.stderr)
                 bar.update(description=f"reproduce: {name}")
-                with budget.forced(force):
-                    entries.append(_reproduce_one(name, report_dir, quick=quick, seed=seed, device=device, dtype=dtype))
+                entries.append(_reproduce_one(name, report_dir, quick=quick, seed=seed, device=device, dtype=dtype))
                 bar.advance()
             settings = {"quick": quick, "seed": seed, "device": device, "dtype": dtype}
             report = pathlib.Path(stage.final_path(write_report(entries, report_dir, settings=settings)))
