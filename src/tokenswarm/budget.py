@@ -35,6 +35,7 @@ __all__ = [
     "check_memory",
     "check_steps",
     "check_count",
+    "check_solve_memory",
     "format_bytes",
 ]
 
@@ -125,3 +126,10 @@ def check_count(value: int, what: str) -> None:
             f"{what} is more than the limit of {STEP_LIMIT:.0e} on counts (tokens, runs, layers, steps, "
             "epochs, cells); choose a smaller value, or pass --force to run it anyway"
         )
+
+
+def check_solve_memory(x0, recorded_states: int, what: str) -> None:
+    """Refuse a solve of ``x0`` (a tensor) that keeps ``recorded_states`` copies of the state
+    plus a working set of 8 (stages, temporaries) beyond what is available."""
+    state = x0.numel() * x0.element_size()
+    check_memory((recorded_states + 8) * state, what, x0.device)

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from tokenswarm.budget import STEP_LIMIT, ResourceLimitError, check_memory, check_steps, is_forced
+from tokenswarm.budget import STEP_LIMIT, ResourceLimitError, check_solve_memory, check_steps, is_forced
 from tokenswarm.fields.base import Field
 from tokenswarm.progress import progress_bar
 from tokenswarm.solve.solvers import Solver, solver_from_name
@@ -68,9 +68,8 @@ def _check_finite(x: torch.Tensor, t: float, step: int) -> None:
 
 def _check_budget(x0: torch.Tensor, times: torch.Tensor, solver: Solver, step: float | None, *, observe_given: bool) -> None:
     """Refuse before the first step what would not fit in memory or would take too many steps."""
-    state = x0.numel() * x0.element_size()
-    recorded = 0 if observe_given else times.numel() * state
-    check_memory(recorded + 8 * state, f"integrating {tuple(x0.shape)} tokens to {times.numel()} output times", x0.device)
+    check_solve_memory(x0, 0 if observe_given else times.numel(),
+                       f"integrating {tuple(x0.shape)} tokens to {times.numel()} output times")
     if not solver.adaptive:
         spans = times.diff()
         count = float(torch.ceil(spans / step - 1e-9).clamp(min=0).sum()) if spans.numel() else 0.0

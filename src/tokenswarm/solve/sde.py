@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tokenswarm.budget import check_memory, check_steps
+from tokenswarm.budget import check_solve_memory, check_steps
 from tokenswarm.fields.base import Field
 from tokenswarm.noise import CommonNoise
 from tokenswarm.solve.ode import Trajectory, _check_finite, _progress, _stack
@@ -100,9 +100,7 @@ def integrate_sde(
     if increments is not None and increments.shape[0] != steps:
         raise ValueError(f"increments has {increments.shape[0]} steps, expected {steps}")
     check_steps(steps, f"an SDE run of {steps} steps")
-    records = sum(saved.values())
-    check_memory((records if observe is None else 0) * x0.numel() * x0.element_size() + 8 * x0.numel() * x0.element_size(),
-                 f"an SDE run of {tuple(x0.shape)} tokens", x0.device)
+    check_solve_memory(x0, sum(saved.values()) if observe is None else 0, f"an SDE run of {tuple(x0.shape)} tokens")
     observe = observe or (lambda state: state)
     batch, n, d = x0.shape[:-2], x0.shape[-2], x0.shape[-1]
     dt = t_max / steps
