@@ -183,7 +183,11 @@ def run(p: Params, ctx: RunContext) -> Result:
             abs(estimate - predicted), 4 * estimate_se + 0.02,
             detail=f"root over eps of E[z_T - z_0] extrapolated to L = inf ({extrapolation}): "
                    f"{estimate:.4f} ± {estimate_se:.4f} (s.e., {p.runs} runs per eps, T = {p.t_max:g}); "
-                   f"predicted {predicted:.4f}; 0.02 allows for the linear interpolation between eps grid points",
+                   f"predicted {predicted:.4f}; 0.02 allows for the linear interpolation between eps grid points"
+                   + ("" if math.isfinite(estimate) else
+                      f"; inconclusive on this grid: E[z_T - z_0] changes sign nowhere in eps = {min(p.eps):g}..{max(p.eps):g}"
+                      f"{'' if min(p.eps) <= predicted <= max(p.eps) else f', which does not contain the prediction {predicted:.4f}'}"
+                      " (widen -p eps)"),
         ),
         claim_less(
             "finite-depth antipodal fractions match the exact z-diffusion", "2601.21942 Prop. 1 (Kolmogorov equation)",
