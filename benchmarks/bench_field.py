@@ -13,7 +13,7 @@ import json
 
 import torch
 
-from tokenswarm.perf import bench_field
+from tokenswarm.runtime.perf import bench_field
 
 CONFIGS = [
     dict(n=4096, d=64, dtype=torch.float32, normalization="sa"),

@@ -3,7 +3,7 @@
 Run: ``python benchmarks/bench_meanfield.py`` (or ``tokenswarm bench meanfield --json``). Solves
 the SA continuity equation from a uniform density perturbed in modes 3 and 5 and reports wall
 time, steps, time per step and the share of a step taken by its two FFT convolutions (the
-plain baseline, timed alone in the same process); see :func:`tokenswarm.perf.bench_meanfield`.
+plain baseline, timed alone in the same process); see :func:`tokenswarm.runtime.perf.bench_meanfield`.
 The target is checked here, never in tests.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from tokenswarm.perf import bench_meanfield
+from tokenswarm.runtime.perf import bench_meanfield
 
 if __name__ == "__main__":
     result = dataclasses.asdict(bench_meanfield(4096, 9.0, 30.0, "sa"))

@@ -14,7 +14,7 @@ import time
 import torch
 
 from tokenswarm.noise import ValueNoise
-from tokenswarm.perf import _status_kib
+from tokenswarm.runtime.perf import _status_kib
 from tokenswarm.solve import EulerMaruyama
 from tokenswarm.solve.sde import integrate_sde
 from tokenswarm.sphere import sample_uniform

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tokenswarm.threads import torch_threads
+from tokenswarm.runtime.threads import torch_threads
 
 
 @pytest.fixture

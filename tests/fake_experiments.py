@@ -20,8 +20,8 @@ import xarray
 from PIL import Image
 
 from tokenswarm.experiments.registry import RunContext, register, unregister
-from tokenswarm.progress import track
-from tokenswarm.results import Result, check, claim_less
+from tokenswarm.io.results import Result, check, claim_less
+from tokenswarm.runtime.progress import track
 
 FAKE_NAMES = ("fake_ok", "fake_raise")
 

@@ -5,7 +5,7 @@ of simulate, probe, bench and reproduce), a value that violates what the paramet
 declares (type, range, finiteness, closed set, ordering, emptiness, control characters)
 and drives the command line in-process. Nothing may run: the refusal happens at the
 boundary. Resource bombs (valid values whose cost is absurd) are refused by the
-estimates of :mod:`tokenswarm.budget`, tested by the named cases below.
+estimates of :mod:`tokenswarm.runtime.budget`, tested by the named cases below.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from tokenswarm import budget, cli
+from tokenswarm import cli
 from tokenswarm.experiments import load_all, registry
 from tokenswarm.params import Choices, ParamSpec, param_specs
+from tokenswarm.runtime import budget
 
 load_all()
 EXPERIMENTS = registry.names()
@@ -182,7 +183,7 @@ def test_bad_bench_parameters_exit_2(data):
     key = data.draw(st.sampled_from(sorted(BENCH_BAD)), label="key")
     value = data.draw(BENCH_BAD[key], label="value")
     if target in ("field", "meanfield"):
-        from tokenswarm.bench import TARGETS
+        from tokenswarm.cli.bench import TARGETS
 
         if key not in {spec.name for spec in param_specs(TARGETS[target])}:
             value = "1"  # an unknown key is the mistake then
@@ -251,9 +252,9 @@ def test_output_parameter_of_probe_names_missing_tokenizer(tmp_path: pathlib.Pat
 def test_library_loops_estimate_their_steps_before_running():
     import torch
 
+    from tokenswarm.fields import Attention
     from tokenswarm.nets import HybridTransformer, RandomMLPTransformer
     from tokenswarm.solve import integrate
-    from tokenswarm.fields import Attention
     from tokenswarm.sphere import sample_uniform
 
     too_many = budget.STEP_LIMIT + 1
@@ -279,8 +280,7 @@ def test_force_also_lifts_the_solvers_own_step_cap(monkeypatch):
     import torch
 
     from tokenswarm.fields import Attention
-    from tokenswarm.solve import DormandPrince, RK4, integrate
-    from tokenswarm.solve import ode
+    from tokenswarm.solve import RK4, DormandPrince, integrate, ode
     from tokenswarm.sphere import sample_uniform
 
     monkeypatch.setattr(budget, "STEP_LIMIT", 5)

@@ -14,12 +14,19 @@ import torch
 from fake_experiments import FakeParams, fake_registry  # noqa: F401 - fixture
 from typer.testing import CliRunner
 
-from tokenswarm import bench, cli, simulate_cli
+from tokenswarm import cli
+from tokenswarm.cli import bench
+from tokenswarm.cli import simulate as simulate_cli
 from tokenswarm.experiments import registry
-from tokenswarm.experiments.registry import RunContext, register, run_experiment, unregister
+from tokenswarm.experiments.registry import (
+    RunContext,
+    register,
+    run_experiment,
+    unregister,
+)
+from tokenswarm.io.report import ReportEntry, write_report
+from tokenswarm.io.results import Result
 from tokenswarm.params import UsageError
-from tokenswarm.report import ReportEntry, write_report
-from tokenswarm.results import Result
 
 TESTS_DIR = pathlib.Path(__file__).parent
 REQUIRED_KEYS = {"experiment", "params", "metrics", "claims", "outputs", "seconds"}
@@ -419,7 +426,7 @@ def test_broken_experiment_module_is_reported_not_fatal(
 
 
 def test_progress_bars_nest_and_never_touch_stdout(capsys: pytest.CaptureFixture[str]) -> None:
-    from tokenswarm.progress import progress_bar, track
+    from tokenswarm.runtime.progress import progress_bar, track
 
     # rich < 14 allows one live display at a time: an inner bar must join the outer display.
     with progress_bar(2, "outer", enabled=True) as outer:

@@ -18,7 +18,7 @@ import pytest
 
 from tokenswarm import theory
 from tokenswarm.experiments import load_all, names, run_experiment
-from tokenswarm.results import load_result
+from tokenswarm.io.results import load_result
 
 load_all()
 ALL = names()

@@ -16,7 +16,6 @@ from tokenswarm.metrics.information import Estimate
 from tokenswarm.nets.tasks import digits_dataset, digits_vit
 from tokenswarm.nets.transformer import TransformerConfig
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 

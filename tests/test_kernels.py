@@ -1,4 +1,4 @@
-"""Tests of tokenswarm.kernels (random-MLP kernel theory of 2604.26898, docs/theory/random_mlp.md §2-§4)
+"""Tests of tokenswarm.theory.random_mlp (random-MLP kernel theory of 2604.26898, docs/theory/random_mlp.md §2-§4)
 against closed forms, adaptive quadrature, Monte Carlo of wide random MLPs and of the exact
 one-step two-point motion, and of the activation-table experiment built on them."""
 
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from scipy import integrate
 
-from tokenswarm import kernels
 from tokenswarm.experiments import load_for, run_experiment
+from tokenswarm.theory import random_mlp as kernels
 
 SMOOTH = ["tanh", "sigmoid", "silu", "gelu"]
 ALL = ["relu", *SMOOTH]

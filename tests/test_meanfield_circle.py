@@ -27,9 +27,12 @@ from tokenswarm.meanfield.circle import (
     w1_circle,
     w1_densities,
 )
-from tokenswarm.meanfield.particles import common_noise_angles, flow_angles, noisy_angles
+from tokenswarm.meanfield.particles import (
+    common_noise_angles,
+    flow_angles,
+    noisy_angles,
+)
 from tokenswarm.noise import BrownianPath, FieldNoise
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -317,7 +320,7 @@ def test_bench_meanfield_target_runs_through_the_cli():
     from typer.testing import CliRunner
 
     from tokenswarm import cli
-    from tokenswarm.perf import bench_meanfield
+    from tokenswarm.runtime.perf import bench_meanfield
 
     measured = bench_meanfield(cells=64, beta=4.0, t_max=2.0)
     assert measured.steps > 0 and measured.mass_error < 1e-12 and measured.min_density >= 0

@@ -144,7 +144,12 @@ def test_noise_scale_zero_gives_identical_arms_bit_for_bit(tmp_path):
 
 
 def test_paired_interval_sign_test_and_bootstrap_on_known_differences():
-    from tokenswarm.experiments.noise_accuracy import bootstrap_interval, effect_verdict, paired_interval, sign_test
+    from tokenswarm.experiments.noise_accuracy import (
+        bootstrap_interval,
+        effect_verdict,
+        paired_interval,
+        sign_test,
+    )
 
     differences = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
     mean, low, high, p_value = paired_interval(differences)

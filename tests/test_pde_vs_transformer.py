@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from tokenswarm.experiments import pde_vs_transformer as pvt
-from tokenswarm.meanfield.transformer_fit import modality_pde_config
 from tokenswarm.experiments import run_experiment
 from tokenswarm.meanfield.token_pde import TokenPDE, TokenPDEConfig
+from tokenswarm.meanfield.transformer_fit import modality_pde_config
 
 F64 = torch.float64
 

@@ -14,8 +14,8 @@ import pytest
 import torch
 import xarray
 
-from tokenswarm import results
-from tokenswarm.results import (
+from tokenswarm.io import results
+from tokenswarm.io.results import (
     Claim,
     Result,
     check,

@@ -1,4 +1,4 @@
-"""tokenswarm.rundir: build in a partial sibling, swap in whole, never delete foreign files."""
+"""tokenswarm.io.rundir: build in a partial sibling, swap in whole, never delete foreign files."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import sys
 
 import pytest
 
-from tokenswarm import rundir
+from tokenswarm.io import rundir
+from tokenswarm.io.results import Result, load_result
+from tokenswarm.io.rundir import MARKER, RunDirectory, RunDirError
 from tokenswarm.params import UsageError
-from tokenswarm.results import Result, load_result
-from tokenswarm.rundir import MARKER, RunDirectory, RunDirError
 
 
 def listing(directory: pathlib.Path) -> dict[str, str]:

@@ -8,11 +8,15 @@ import pytest
 import torch
 
 from tokenswarm.fields import Attention
-from tokenswarm.nets import HybridTransformer, RandomMLPTransformer, ValueNoiseTransformer
-from tokenswarm.noise import BrownianPath, FieldNoise, ScalarNoise, ValueNoise, span_basis
+from tokenswarm.nets import (
+    HybridTransformer,
+    RandomMLPTransformer,
+    ValueNoiseTransformer,
+)
+from tokenswarm.noise import BrownianPath, FieldNoise, ScalarNoise, ValueNoise
 from tokenswarm.solve import integrate
 from tokenswarm.solve.sde import integrate_sde
-from tokenswarm.sphere import project, sample_uniform, token_pair
+from tokenswarm.sphere import project, sample_uniform, span_basis, token_pair
 
 DOUBLE = torch.float64
 

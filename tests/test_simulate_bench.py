@@ -7,11 +7,11 @@ import json
 import pytest
 import torch
 
-from tokenswarm.bench import bench_command
+from tokenswarm.cli.bench import bench_command
+from tokenswarm.cli.simulate import simulate_command
+from tokenswarm.io.results import load_data, load_result
 from tokenswarm.params import UsageError
-from tokenswarm.perf import bench_field, field_peak_memory_mb
-from tokenswarm.results import load_data, load_result
-from tokenswarm.simulate_cli import simulate_command
+from tokenswarm.runtime.perf import bench_field, field_peak_memory_mb
 
 
 def test_simulate_saves_a_trajectory_on_the_sphere_and_an_animation(tmp_path, capsys):

@@ -14,8 +14,14 @@ from scipy.integrate import solve_ivp
 from tokenswarm.fields import MLP, Attention, LieTrotter
 from tokenswarm.fields.attention import usa_step
 from tokenswarm.fields.base import Field
-from tokenswarm.solve import METHODS, Authors, NonFiniteStateError, Trajectory, integrate, span_basis
-from tokenswarm.sphere import sample_equiangular
+from tokenswarm.solve import (
+    METHODS,
+    Authors,
+    NonFiniteStateError,
+    Trajectory,
+    integrate,
+)
+from tokenswarm.sphere import sample_equiangular, span_basis
 
 DOUBLE = torch.float64
 

@@ -16,7 +16,16 @@ import tokenswarm.solve
 from tokenswarm.fields import Attention
 from tokenswarm.noise import BrownianPath, ScalarNoise, ValueNoise
 from tokenswarm.solve import (
-    RK4, SDE_SOLVERS, SOLVERS, Authors, DormandPrince, Euler, EulerMaruyama, Heun, StratonovichHeun, integrate,
+    RK4,
+    SDE_SOLVERS,
+    SOLVERS,
+    Authors,
+    DormandPrince,
+    Euler,
+    EulerMaruyama,
+    Heun,
+    StratonovichHeun,
+    integrate,
     solver_from_name,
 )
 from tokenswarm.solve.sde import integrate_sde

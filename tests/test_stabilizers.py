@@ -9,7 +9,12 @@ import pytest
 import torch
 
 from tokenswarm.experiments import load_for, run_experiment
-from tokenswarm.experiments.stabilizers import _growth_table, layer_similarity, linear_cka, token_drift
+from tokenswarm.experiments.stabilizers import (
+    _growth_table,
+    layer_similarity,
+    linear_cka,
+    token_drift,
+)
 
 
 def _random(shape, seed):

@@ -18,7 +18,7 @@ from tokenswarm.nets.tasks import (
     train_text_model,
 )
 from tokenswarm.nets.transformer import TransformerConfig, TransformerOutput
-from tokenswarm.threads import torch_threads
+from tokenswarm.runtime.threads import torch_threads
 
 TINY = TransformerConfig(dim=16, depth=1, heads=2, mlp_ratio=2.0)
 

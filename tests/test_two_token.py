@@ -1,4 +1,4 @@
-"""Tests of tokenswarm.two_token: the one-dimensional reductions of the two-token models against
+"""Tests of tokenswarm.theory.two_token: the one-dimensional reductions of the two-token models against
 one-step and multi-step Monte Carlo of the full d-dimensional discrete models, against
 independent quadrature in rho, and against each other (Lyapunov exponents, scale function,
 backward equation, reduced simulators)."""
@@ -13,8 +13,7 @@ import torch
 from scipy import integrate
 
 from tokenswarm import theory
-from tokenswarm import two_token as tt
-
+from tokenswarm.theory import two_token as tt
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -1,6 +1,6 @@
 """``python -m tokenswarm``: SIGINT/SIGTERM handling is installed before the heavy imports."""
 
-from tokenswarm.rundir import exit_on_interrupt
+from tokenswarm.io.rundir import exit_on_interrupt
 
 
 def _main() -> None:

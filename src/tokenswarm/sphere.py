@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import torch
 
-from tokenswarm.budget import check_memory
+from tokenswarm.runtime.budget import check_memory
 
 __all__ = [
     "inner",
@@ -35,6 +35,7 @@ __all__ = [
     "layer_norm_map",
     "rms_norm_map",
     "effective_beta",
+    "span_basis",
 ]
 
 
@@ -219,3 +220,24 @@ def effective_beta(logit_scale: float, radius: float, qk_scale: float = 1.0) -> 
     ``sqrt(d)``, ``s = 1/sqrt(d)``, ``c = 1`` gives ``beta = sqrt(d)``.
     """
     return logit_scale * radius**2 * qk_scale
+
+
+def span_basis(x: torch.Tensor, gram_schmidt_limit: int = 16) -> torch.Tensor:
+    """Orthonormal columns ``(*batch, d, r)`` spanning the tokens ``x`` ``(*batch, n, d)``, ``r = min(n, d)``.
+
+    Few tokens: modified Gram–Schmidt, twice (batched small QR is slow); a direction that
+    vanishes (coincident tokens) yields a zero column, harmless here because every ``y_i``
+    then has no component along it. Many tokens: Householder QR.
+    """
+    n, d = x.shape[-2], x.shape[-1]
+    if n > gram_schmidt_limit or n > d:
+        return torch.linalg.qr(x.mT).Q
+    tiny = torch.finfo(x.dtype).tiny ** 0.5
+    columns: list[torch.Tensor] = []
+    for i in range(n):
+        v = x[..., i, :]
+        for _ in range(2):
+            for u in columns:
+                v = v - (v * u).sum(-1, keepdim=True) * u
+        columns.append(v / torch.linalg.vector_norm(v, dim=-1, keepdim=True).clamp_min(tiny))
+    return torch.stack(columns, dim=-1)

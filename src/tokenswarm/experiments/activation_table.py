@@ -1,6 +1,6 @@
 """The table of 2604.26898 §1.4-1.5: ``K(1), K'(1), λ₁, λ̄`` per activation, d and bias (docs/theory/random_mlp.md §5.2).
 
-Pure quadrature (:mod:`tokenswarm.kernels`), no simulation: for every activation, dimension
+Pure quadrature (:mod:`tokenswarm.theory.random_mlp`), no simulation: for every activation, dimension
 ``d`` and bias ``σ_U = σ_W = bias`` the row holds ``K1 = κ(1)``, ``K1' = κ'(1)``, the top Lyapunov
 exponent ``λ₁ = ((d-3)/2)K1' - ((d-1)/2)K1`` of the pure-noise flow, ``λ̄ = (d-1)K1' - (d-3)K1``,
 the guaranteed energy-decay rate ``λ̄'(β) = -inf F`` of Thm 1.4 (ε = 0, attractive attention),
@@ -35,10 +35,10 @@ from matplotlib import colors as mcolors
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from tokenswarm import kernels
 from tokenswarm.experiments.registry import RunContext, register
+from tokenswarm.io.results import Claim, Result, check, claim_less
 from tokenswarm.plots._common import new_figure, settle, style
-from tokenswarm.results import Claim, Result, check, claim_less
+from tokenswarm.theory import random_mlp as kernels
 
 REFERENCE = "2604.26898 §1.4-1.5 (Prop. 1.5, table of K(1), K'(1), λ₁, λ̄)"
 PAPER_ACTIVATIONS = ("relu", "silu", "sigmoid", "tanh")

@@ -25,7 +25,7 @@ import numpy as np
 import xarray as xr
 
 from tokenswarm.experiments.registry import RunContext, register
-from tokenswarm.kernels import ActivationName
+from tokenswarm.io.results import Result, claim_between, claim_less
 from tokenswarm.meanfield.circle import (
     CircleGrid,
     CircleModel,
@@ -37,8 +37,8 @@ from tokenswarm.meanfield.circle import (
 from tokenswarm.meanfield.particles import common_noise_angles
 from tokenswarm.noise import BrownianPath, FieldNoise
 from tokenswarm.plots import angle_histograms, coarsen, line_plot, space_time
-from tokenswarm.results import Result, claim_between, claim_less
 from tokenswarm.stats import loglog_slope
+from tokenswarm.theory.random_mlp import ActivationName
 
 
 @dataclass

@@ -27,14 +27,14 @@ import xarray as xr
 
 from tokenswarm.experiments.registry import RunContext, register
 from tokenswarm.fields import Attention
-from tokenswarm.kernels import ActivationName
+from tokenswarm.io.results import Result, claim_between
 from tokenswarm.noise import BrownianPath, FieldNoise, ValueNoise
 from tokenswarm.plots import line_plot
-from tokenswarm.results import Result, claim_between
 from tokenswarm.solve import EulerMaruyama, StratonovichHeun
 from tokenswarm.solve.sde import integrate_sde
 from tokenswarm.sphere import sample_uniform, token_pair
 from tokenswarm.stats import loglog_slope
+from tokenswarm.theory.random_mlp import ActivationName
 
 
 @dataclass

@@ -18,12 +18,12 @@ import torch
 import xarray as xr
 
 from tokenswarm import theory
-from tokenswarm.budget import check_steps
 from tokenswarm.experiments.registry import RunContext, register
 from tokenswarm.fields import Attention
+from tokenswarm.io.results import Result, claim_between, claim_less
 from tokenswarm.metrics import interaction_energy
 from tokenswarm.plots import line_plot
-from tokenswarm.results import Result, claim_between, claim_less
+from tokenswarm.runtime.budget import check_steps
 from tokenswarm.solve import RK4, integrate
 from tokenswarm.sphere import sample_uniform
 

@@ -13,8 +13,8 @@ import xarray as xr
 from tokenswarm import theory
 from tokenswarm.experiments.registry import RunContext, register
 from tokenswarm.fields import Attention
+from tokenswarm.io.results import Result, claim_close, claim_less
 from tokenswarm.plots import line_plot
-from tokenswarm.results import Result, claim_close, claim_less
 from tokenswarm.solve import integrate, solver_from_name
 from tokenswarm.sphere import sample_equiangular
 

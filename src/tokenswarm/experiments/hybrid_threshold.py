@@ -42,13 +42,13 @@ import numpy as np
 import torch
 import xarray as xr
 
-from tokenswarm import two_token
 from tokenswarm.experiments.registry import RunContext, register
+from tokenswarm.io.results import Result, claim_less
 from tokenswarm.nets import HybridTransformer
 from tokenswarm.plots import line_plot
-from tokenswarm.results import Result, claim_less
+from tokenswarm.runtime.threads import torch_threads
 from tokenswarm.sphere import token_pair
-from tokenswarm.threads import torch_threads
+from tokenswarm.theory import two_token
 
 
 @dataclass

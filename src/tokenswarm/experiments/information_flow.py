@@ -60,8 +60,8 @@ import torch.nn.functional as F
 import xarray as xr
 
 from tokenswarm.experiments.registry import RunContext, register
+from tokenswarm.io.results import Result, check
 from tokenswarm.meanfield.transformer_fit import digits_vit_modality, fit_modality_pde
-from tokenswarm.nets.transformer import TransformerConfig
 from tokenswarm.metrics.information import (
     Estimate,
     binned_mi,
@@ -70,9 +70,9 @@ from tokenswarm.metrics.information import (
     knn_label_mi,
     probe_mi,
 )
+from tokenswarm.nets.transformer import TransformerConfig
 from tokenswarm.plots._common import new_figure, settle, style
-from tokenswarm.results import Result, check
-from tokenswarm.threads import torch_threads
+from tokenswarm.runtime.threads import torch_threads
 
 __all__ = ["Params", "run", "dpi_holds", "layer_representations", "gradient_norms", "perturbation_response"]
 

@@ -16,9 +16,9 @@ from scipy.integrate import solve_ivp
 from tokenswarm import theory
 from tokenswarm.experiments.registry import RunContext, register
 from tokenswarm.fields import Attention
+from tokenswarm.io.results import Result, claim_less
 from tokenswarm.metrics import kuramoto_order
 from tokenswarm.plots import line_plot
-from tokenswarm.results import Result, claim_less
 from tokenswarm.solve import DormandPrince, integrate
 from tokenswarm.sphere import sample_uniform
 

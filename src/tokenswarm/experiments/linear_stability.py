@@ -26,6 +26,7 @@ import torch
 import xarray as xr
 
 from tokenswarm.experiments.registry import RunContext, register
+from tokenswarm.io.results import Result, claim_less
 from tokenswarm.meanfield.circle import (
     TWO_PI,
     CircleGrid,
@@ -38,7 +39,6 @@ from tokenswarm.meanfield.circle import (
 )
 from tokenswarm.meanfield.particles import flow_angles
 from tokenswarm.plots import line_plot
-from tokenswarm.results import Result, claim_less
 from tokenswarm.stats import loglog_slope
 
 __all__ = ["measure_rate"]

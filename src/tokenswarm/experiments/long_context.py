@@ -16,8 +16,8 @@ import xarray as xr
 from tokenswarm import theory
 from tokenswarm.experiments.registry import RunContext, register
 from tokenswarm.fields import attention_output
+from tokenswarm.io.results import Result, claim_less
 from tokenswarm.plots import line_plot
-from tokenswarm.results import Result, claim_less
 
 
 @dataclass

@@ -17,13 +17,13 @@ import numpy as np
 import torch
 import xarray as xr
 
-from tokenswarm import kernels
-from tokenswarm.budget import check_steps
 from tokenswarm.experiments.registry import RunContext, register
+from tokenswarm.io.results import Result, claim_less
 from tokenswarm.nets import RandomMLPTransformer
 from tokenswarm.plots import line_plot
-from tokenswarm.results import Result, claim_less
+from tokenswarm.runtime.budget import check_steps
 from tokenswarm.sphere import project, retract, sample_uniform
+from tokenswarm.theory import random_mlp as kernels
 
 
 @dataclass

@@ -21,6 +21,7 @@ import numpy as np
 import xarray as xr
 
 from tokenswarm.experiments.registry import RunContext, register
+from tokenswarm.io.results import Result, claim_between, claim_less
 from tokenswarm.meanfield.circle import (
     CircleGrid,
     CircleModel,
@@ -30,9 +31,15 @@ from tokenswarm.meanfield.circle import (
     w1_circle,
 )
 from tokenswarm.meanfield.particles import flow_angles, noisy_angles
-from tokenswarm.plots import angle_histograms, coarsen, density_snapshots, line_plot, space_time
-from tokenswarm.results import Result, claim_between, claim_less
+from tokenswarm.plots import (
+    angle_histograms,
+    coarsen,
+    density_snapshots,
+    line_plot,
+    space_time,
+)
 from tokenswarm.stats import loglog_slope
+
 
 @dataclass
 class Params:

@@ -19,9 +19,9 @@ from tokenswarm import theory
 from tokenswarm.ensembles import SCHEMES
 from tokenswarm.experiments.registry import RunContext, register
 from tokenswarm.fields import Attention
+from tokenswarm.io.results import Result, claim_between
 from tokenswarm.metrics import cluster_count, cluster_labels
 from tokenswarm.plots import circle_snapshots, cluster_count_plot
-from tokenswarm.results import Result, claim_between
 from tokenswarm.solve import integrate
 from tokenswarm.sphere import sample_uniform
 

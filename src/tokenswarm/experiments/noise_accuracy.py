@@ -102,12 +102,12 @@ from matplotlib.ticker import MaxNLocator
 from scipy import stats
 
 from tokenswarm.experiments.registry import RunContext, register
+from tokenswarm.io.results import Result, check
 from tokenswarm.nets.trainable import TrainableTransformer
 from tokenswarm.plots._common import new_figure, settle, style
-from tokenswarm.progress import progress_bar
-from tokenswarm.results import Result, check
+from tokenswarm.runtime.progress import progress_bar
+from tokenswarm.runtime.threads import torch_threads
 from tokenswarm.stats import mean_se
-from tokenswarm.threads import torch_threads
 
 Task = Literal["digits", "match"]
 

@@ -14,10 +14,10 @@ import xarray as xr
 from scipy import stats
 
 from tokenswarm.experiments.registry import RunContext, register
+from tokenswarm.io.results import Result, claim_greater
 from tokenswarm.metrics import OUTCOMES, classify_outcome
 from tokenswarm.noise import ValueNoise
 from tokenswarm.plots import line_plot
-from tokenswarm.results import Result, claim_greater
 from tokenswarm.solve import EulerMaruyama
 from tokenswarm.solve.sde import integrate_sde
 from tokenswarm.sphere import sample_uniform

@@ -24,6 +24,7 @@ import xarray as xr
 from scipy import optimize, special
 
 from tokenswarm.experiments.registry import RunContext, register
+from tokenswarm.io.results import Result, claim_between, claim_less
 from tokenswarm.meanfield.circle import (
     CircleGrid,
     CircleModel,
@@ -34,7 +35,6 @@ from tokenswarm.meanfield.circle import (
 )
 from tokenswarm.meanfield.particles import noisy_angles
 from tokenswarm.plots import line_plot
-from tokenswarm.results import Result, claim_between, claim_less
 
 __all__ = ["self_consistent_order"]
 

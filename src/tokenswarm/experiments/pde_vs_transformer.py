@@ -91,12 +91,17 @@ import torch.nn.functional as F
 import xarray as xr
 
 from tokenswarm.experiments.registry import RunContext, register
+from tokenswarm.io.results import Result, check
 from tokenswarm.meanfield.token_pde import TokenPDE, one_step_errors
-from tokenswarm.meanfield.transformer_fit import Form, ModalityData, digits_vit_modality, fit_modality_pde
+from tokenswarm.meanfield.transformer_fit import (
+    Form,
+    ModalityData,
+    digits_vit_modality,
+    fit_modality_pde,
+)
 from tokenswarm.nets.transformer import TransformerConfig
 from tokenswarm.plots._common import new_figure, settle, style
-from tokenswarm.results import Result, check
-from tokenswarm.threads import torch_threads
+from tokenswarm.runtime.threads import torch_threads
 from tokenswarm.stats import mean_se  # re-exported (part of this module's API)
 
 __all__ = [

@@ -17,9 +17,8 @@ import xarray as xr
 from tokenswarm import theory
 from tokenswarm.ensembles import DELTA, boundary_times, clustered_fraction
 from tokenswarm.experiments.registry import RunContext, register
+from tokenswarm.io.results import Result, claim_less
 from tokenswarm.plots import phase_diagram_grid
-from tokenswarm.results import Result, claim_less
-
 
 
 def _grid(values: list[float]) -> np.ndarray:

@@ -20,13 +20,13 @@ import xarray as xr
 
 from tokenswarm.experiments.registry import RunContext, register
 from tokenswarm.fields import Attention
-from tokenswarm.kernels import ActivationName
+from tokenswarm.io.results import Result, claim_between, claim_less
 from tokenswarm.noise import BrownianPath, FieldNoise
 from tokenswarm.plots import line_plot
-from tokenswarm.results import Result, claim_between, claim_less
 from tokenswarm.solve import EulerMaruyama
 from tokenswarm.solve.sde import integrate_sde
 from tokenswarm.sphere import sample_uniform
+from tokenswarm.theory.random_mlp import ActivationName
 
 
 @dataclass

@@ -30,8 +30,8 @@ import xarray as xr
 from tokenswarm.ensembles import DELTA, clustered_fraction
 from tokenswarm.experiments.registry import RunContext, register
 from tokenswarm.fields import Attention
+from tokenswarm.io.results import Result, claim_greater
 from tokenswarm.plots import phase_diagram_grid
-from tokenswarm.results import Result, claim_greater
 
 PANELS = {"a": ("ginibre", "wishart"), "b": ("wigner", "wishart"), "c": ("ginibre", "B"), "d": ("wigner", "B")}
 

@@ -37,13 +37,13 @@ import xarray as xr
 
 from tokenswarm.experiments.registry import RunContext, register
 from tokenswarm.fields import Attention
+from tokenswarm.io.results import Result, check, claim_greater, claim_less
 from tokenswarm.metrics import cluster_count, pairwise_inner_products
 from tokenswarm.plots import line_plot
 from tokenswarm.plots._common import new_figure, style
 from tokenswarm.probe import mean_pair_cosine
-from tokenswarm.results import Result, check, claim_greater, claim_less
+from tokenswarm.runtime.threads import torch_threads
 from tokenswarm.solve import RK4, integrate
-from tokenswarm.threads import torch_threads
 
 __all__ = [
     "FlowFit",

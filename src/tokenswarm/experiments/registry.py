@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from tokenswarm.budget import check_count
+from tokenswarm.io.results import Result, to_jsonable
 from tokenswarm.params import (
     ParameterError,
     UsageError,
@@ -36,7 +36,7 @@ from tokenswarm.params import (
     param_specs,
     parse_overrides,
 )
-from tokenswarm.results import Result, to_jsonable
+from tokenswarm.runtime.budget import check_count
 
 __all__ = [
     "EXPERIMENTS",
@@ -83,7 +83,7 @@ class RunContext:
         out_dir: the run's output directory (exists when ``run`` is called); write
             animations or other extra files here, never to ``--out`` itself: the CLI
             points this at a partial sibling that replaces ``--out`` once the run is
-            complete (:mod:`tokenswarm.rundir`).
+            complete (:mod:`tokenswarm.io.rundir`).
         quick: whether the reduced ``--quick`` sizes are in effect (experiments may, for
             instance, loosen a statistical tolerance and must then say so in the claim).
     """

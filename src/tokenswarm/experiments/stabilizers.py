@@ -86,6 +86,7 @@ import torch
 import xarray as xr
 
 from tokenswarm.experiments.registry import RunContext, register
+from tokenswarm.io.results import Result, check
 from tokenswarm.nets.tasks import (
     TransformerClassifier,
     digits_dataset,
@@ -97,8 +98,7 @@ from tokenswarm.nets.tasks import (
 )
 from tokenswarm.nets.transformer import TransformerConfig
 from tokenswarm.plots._common import new_figure, settle, style
-from tokenswarm.results import Result, check
-from tokenswarm.threads import torch_threads
+from tokenswarm.runtime.threads import torch_threads
 
 __all__ = ["Params", "VARIANTS", "token_drift", "linear_cka", "layer_similarity", "step_drift", "run"]
 

@@ -15,13 +15,14 @@ import xarray as xr
 
 from tokenswarm.experiments.registry import RunContext, register
 from tokenswarm.fields import Attention
+from tokenswarm.io.results import Result, claim_greater
 from tokenswarm.metrics import OUTCOMES, classify_outcome, pairwise_inner_products
 from tokenswarm.noise import ValueNoise
 from tokenswarm.plots import line_plot
-from tokenswarm.results import Result, claim_greater
 from tokenswarm.solve import RK4, EulerMaruyama, integrate
 from tokenswarm.solve.sde import integrate_sde
 from tokenswarm.sphere import sample_uniform
+
 
 @dataclass
 class Params:

@@ -23,12 +23,12 @@ import numpy as np
 import torch
 import xarray as xr
 
-from tokenswarm import kernels
 from tokenswarm.experiments.registry import RunContext, register
+from tokenswarm.io.results import Result, claim_greater, claim_less
 from tokenswarm.nets import RandomMLPTransformer
 from tokenswarm.plots import line_plot
-from tokenswarm.results import Result, claim_greater, claim_less
 from tokenswarm.sphere import sample_uniform
+from tokenswarm.theory import random_mlp as kernels
 
 
 @dataclass

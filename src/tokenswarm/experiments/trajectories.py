@@ -10,9 +10,9 @@ import xarray as xr
 
 from tokenswarm.experiments.registry import RunContext, register
 from tokenswarm.fields import Attention
+from tokenswarm.io.results import Result, claim_less
 from tokenswarm.metrics import cluster_count, cluster_labels
 from tokenswarm.plots import animate_tokens, circle_snapshots, sphere_snapshots
-from tokenswarm.results import Result, claim_less
 from tokenswarm.solve import RK4, integrate
 from tokenswarm.sphere import sample_uniform
 

@@ -4,7 +4,7 @@ Simulate two tokens under the value-noise SDE (``method = "sde"``, Euler–Maruy
 low-rank noise, exact in law) or the L-layer random-init network (``method = "discrete"``,
 full Gaussian value matrices, ``T = t_max``, residual factor ``sqrt(t_max/L)``), classify
 each run at ``t_max`` (``rho < -0.9`` antipodal, ``> 0.9`` collapsed), and compare with the
-one-dimensional diffusion of ``rho = <x_1, x_2>`` (``tokenswarm.two_token``): its finite-time
+one-dimensional diffusion of ``rho = <x_1, x_2>`` (``tokenswarm.theory.two_token``): its finite-time
 classification probabilities, the hitting probability of -1 from the scale function, and
 the critical curve ``beta_c(d)``. Time is measured so that the Brownian matrix has entry
 variance ``sigma2 t``.
@@ -20,15 +20,15 @@ import numpy as np
 import torch
 import xarray as xr
 
-from tokenswarm import two_token
 from tokenswarm.experiments.registry import RunContext, register
+from tokenswarm.io.results import Result, claim_less
 from tokenswarm.nets import ValueNoiseTransformer
 from tokenswarm.noise import ValueNoise
 from tokenswarm.plots._common import new_figure, style
-from tokenswarm.results import Result, claim_less
 from tokenswarm.solve import EulerMaruyama
 from tokenswarm.solve.sde import integrate_sde
 from tokenswarm.sphere import sample_uniform, token_pair
+from tokenswarm.theory import two_token
 
 
 @dataclass

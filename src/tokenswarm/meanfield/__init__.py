@@ -8,13 +8,13 @@
 """
 
 from tokenswarm.meanfield.circle import (
+    THREE_BUMPS,
     CircleGrid,
     CircleModel,
     DensityTrajectory,
     perturbed_uniform,
     sample_density,
     solve_circle,
-    THREE_BUMPS,
     three_bumps,
     von_mises_mixture,
     w1_circle,

@@ -54,9 +54,9 @@ import numpy as np
 import torch
 
 from tokenswarm import theory
-from tokenswarm.budget import STEP_LIMIT, check_steps
-from tokenswarm.progress import progress_bar
-from tokenswarm.threads import torch_threads
+from tokenswarm.runtime.budget import STEP_LIMIT, check_steps
+from tokenswarm.runtime.progress import progress_bar
+from tokenswarm.runtime.threads import torch_threads
 
 __all__ = [
     "CircleGrid",
@@ -493,7 +493,7 @@ def solve_circle(
             ``(steps, *noise_shape)``. The solver then takes ``steps`` equal outer steps of
             Strang type: half transport, noise remap, half transport.
         threads: intra-op threads while stepping on the CPU (default 1: the grid is too small
-            for parallelism to pay, see :mod:`tokenswarm.threads`); ``None`` leaves torch's setting.
+            for parallelism to pay, see :mod:`tokenswarm.runtime.threads`); ``None`` leaves torch's setting.
         progress: show a progress bar (stderr).
     """
     with torch_threads(threads, rho0.device):

@@ -20,11 +20,10 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from tokenswarm.budget import check_steps
-
 from tokenswarm.fields.circle import CircleAttention
 from tokenswarm.meanfield.circle import CircleModel
 from tokenswarm.noise import CommonNoise
+from tokenswarm.runtime.budget import check_steps
 from tokenswarm.solve import RK4, StratonovichHeun, integrate
 from tokenswarm.solve.sde import integrate_sde
 

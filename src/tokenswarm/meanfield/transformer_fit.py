@@ -15,7 +15,12 @@ from typing import Literal
 
 import torch
 
-from tokenswarm.meanfield.token_pde import FitReport, TokenPDE, TokenPDEConfig, fit_token_pde
+from tokenswarm.meanfield.token_pde import (
+    FitReport,
+    TokenPDE,
+    TokenPDEConfig,
+    fit_token_pde,
+)
 
 __all__ = ["ModalityData", "Form", "digits_vit_modality", "modality_pde_config", "fit_modality_pde"]
 

@@ -5,8 +5,8 @@ All functions are torch-native, batched over leading dimensions and device/dtype
 
 from tokenswarm.metrics.clusters import (
     OUTCOMES,
-    classify_outcome,
     ComponentMethod,
+    classify_outcome,
     closeness_graph,
     cluster_count,
     cluster_labels,

@@ -11,9 +11,8 @@ from typing import NamedTuple
 
 import torch
 
-from tokenswarm.budget import check_memory
-
 from tokenswarm.metrics._checks import check_delta, check_tokens
+from tokenswarm.runtime.budget import check_memory
 
 __all__ = [
     "Histogram",

@@ -5,7 +5,11 @@
   switches) and small trained models (:mod:`tokenswarm.nets.tasks`: digits ViT, text task).
 """
 
-from tokenswarm.nets.random_init import HybridTransformer, RandomMLPTransformer, ValueNoiseTransformer
+from tokenswarm.nets.random_init import (
+    HybridTransformer,
+    RandomMLPTransformer,
+    ValueNoiseTransformer,
+)
 from tokenswarm.nets.tasks import (
     TrainedModel,
     TransformerClassifier,

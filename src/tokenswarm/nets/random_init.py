@@ -27,7 +27,7 @@ from torch import nn
 
 from tokenswarm.fields.attention import Attention
 from tokenswarm.fields.mlp import ACTIVATIONS
-from tokenswarm.budget import check_steps
+from tokenswarm.runtime.budget import check_steps
 from tokenswarm.sphere import retract
 
 __all__ = ["ValueNoiseTransformer", "HybridTransformer", "RandomMLPTransformer"]

@@ -49,8 +49,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tokenswarm.nets.transformer import Transformer, TransformerConfig, TransformerOutput
-from tokenswarm.threads import torch_threads
+from tokenswarm.nets.transformer import (
+    Transformer,
+    TransformerConfig,
+    TransformerOutput,
+)
+from tokenswarm.runtime.threads import torch_threads
 
 __all__ = [
     "TrainedModel",

@@ -7,8 +7,13 @@ its path. Nothing is ever shown.
 """
 
 from tokenswarm.plots.animate import animate_tokens
-from tokenswarm.plots.density import angle_histograms, coarsen, density_snapshots, space_time
 from tokenswarm.plots.curves import cluster_count_plot, histogram_over_time, line_plot
+from tokenswarm.plots.density import (
+    angle_histograms,
+    coarsen,
+    density_snapshots,
+    space_time,
+)
 from tokenswarm.plots.heatmap import phase_diagram, phase_diagram_grid
 from tokenswarm.plots.tokens import circle_snapshots, sphere_snapshots
 

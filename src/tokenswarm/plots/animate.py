@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from tokenswarm.io.results import temporary_sibling
 from tokenswarm.plots._common import TOKEN_CMAP, as_float_array, time_decimals
-from tokenswarm.results import temporary_sibling
 
 __all__ = ["animate_tokens", "frame_indices"]
 

@@ -260,7 +260,7 @@ def save_probe(result: ProbeResult, out_dir: str | os.PathLike[str]) -> list[str
     """
     from safetensors.torch import save_file
 
-    from tokenswarm.results import atomic_write_text
+    from tokenswarm.io.results import atomic_write_text
 
     directory = pathlib.Path(out_dir).expanduser().resolve()
     directory.mkdir(parents=True, exist_ok=True)

@@ -6,14 +6,25 @@
 """
 
 from tokenswarm.solve.methods import METHODS, Method
-from tokenswarm.solve.ode import NonFiniteStateError, Trajectory, integrate, span_basis
+from tokenswarm.solve.ode import NonFiniteStateError, Trajectory, integrate
 from tokenswarm.solve.solvers import (
-    RK4, SDE_SOLVERS, SOLVERS, Authors, DormandPrince, Euler, EulerMaruyama, Heun, SDESolver, Solver,
-    StratonovichHeun, sde_solver_from_name, solver_from_name,
+    RK4,
+    SDE_SOLVERS,
+    SOLVERS,
+    Authors,
+    DormandPrince,
+    Euler,
+    EulerMaruyama,
+    Heun,
+    SDESolver,
+    Solver,
+    StratonovichHeun,
+    sde_solver_from_name,
+    solver_from_name,
 )
 
 __all__ = [
     "Solver", "SDESolver", "Euler", "Heun", "RK4", "Authors", "DormandPrince", "EulerMaruyama", "StratonovichHeun",
     "SOLVERS", "SDE_SOLVERS", "solver_from_name", "sde_solver_from_name", "METHODS", "Method",
-    "integrate", "Trajectory", "NonFiniteStateError", "span_basis",
+    "integrate", "Trajectory", "NonFiniteStateError",
 ]

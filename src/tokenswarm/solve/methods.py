@@ -6,7 +6,15 @@ to step-less instances (the deprecated ``integrate(..., method="rk4", step=h)`` 
 
 from __future__ import annotations
 
-from tokenswarm.solve.solvers import RK4, SOLVERS, Authors, DormandPrince, Euler, Heun, Solver
+from tokenswarm.solve.solvers import (
+    RK4,
+    SOLVERS,
+    Authors,
+    DormandPrince,
+    Euler,
+    Heun,
+    Solver,
+)
 
 __all__ = ["Method", "Euler", "Heun", "RK4", "Authors", "DormandPrince", "METHODS"]
 

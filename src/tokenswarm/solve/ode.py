@@ -10,18 +10,25 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field as dataclass_field
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Any
 
 import torch
 
-from tokenswarm.budget import STEP_LIMIT, ResourceLimitError, check_solve_memory, check_steps, is_forced
 from tokenswarm.fields.base import Field
-from tokenswarm.progress import progress_bar
+from tokenswarm.runtime.budget import (
+    STEP_LIMIT,
+    ResourceLimitError,
+    check_solve_memory,
+    check_steps,
+    is_forced,
+)
+from tokenswarm.runtime.progress import progress_bar
 from tokenswarm.solve.solvers import Solver, solver_from_name
-from tokenswarm.sphere import retract
+from tokenswarm.sphere import retract, span_basis
 
-__all__ = ["Trajectory", "NonFiniteStateError", "StepSizeUnderflowError", "integrate", "span_basis"]
+__all__ = ["Trajectory", "NonFiniteStateError", "StepSizeUnderflowError", "integrate"]
 
 
 class NonFiniteStateError(FloatingPointError):
@@ -52,11 +59,6 @@ class Trajectory:
     @property
     def final(self):
         return self.states[-1]
-
-
-def span_basis(x0: torch.Tensor) -> torch.Tensor:
-    """Orthonormal basis ``U`` of shape ``(*batch, d, n)`` of a space containing every token."""
-    return torch.linalg.qr(x0.mT).Q
 
 
 def _check_finite(x: torch.Tensor, t: float, step: int) -> None:
@@ -140,7 +142,7 @@ def integrate(
         disables it.
     max_steps:
         A cap on the steps taken (accepted and rejected). By default the budget's
-        :data:`~tokenswarm.budget.STEP_LIMIT`, lifted inside :func:`tokenswarm.budget.forced`
+        :data:`~tokenswarm.runtime.budget.STEP_LIMIT`, lifted inside :func:`tokenswarm.runtime.budget.forced`
         (``--force``); an explicit value always holds.
 
     All arithmetic stays on ``x0``'s device and dtype; the whole batch shares one step.

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from tokenswarm.budget import check_solve_memory, check_steps
 from tokenswarm.fields.base import Field
 from tokenswarm.noise import CommonNoise
+from tokenswarm.runtime.budget import check_solve_memory, check_steps
 from tokenswarm.solve.ode import Trajectory, _check_finite, _progress, _stack
 from tokenswarm.solve.solvers import SDE_SOLVERS, SDESolver, sde_solver_from_name
 

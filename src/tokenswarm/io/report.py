@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 import tokenswarm
-from tokenswarm.results import atomic_write_text
+from tokenswarm.io.results import atomic_write_text
 
 __all__ = ["ReportEntry", "ReportSummary", "summarize", "write_report", "format_for_display"]
 

@@ -31,13 +31,18 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from tokenswarm import budget, rundir
-from tokenswarm.experiments import ImportFailure, load_all, load_for
-from tokenswarm.experiments import registry
+from tokenswarm.experiments import ImportFailure, load_all, load_for, registry
+from tokenswarm.io import rundir
+from tokenswarm.io.report import (
+    ReportEntry,
+    format_for_display,
+    summarize,
+    write_report,
+)
+from tokenswarm.io.results import Result, atomic_write_text
 from tokenswarm.params import UsageError, param_specs, parse_key_values
-from tokenswarm.progress import progress_bar
-from tokenswarm.report import ReportEntry, format_for_display, summarize, write_report
-from tokenswarm.results import Result, atomic_write_text
+from tokenswarm.runtime import budget
+from tokenswarm.runtime.progress import progress_bar
 
 __all__ = ["app", "main", "EXTRA_EXPERIMENTS_ENV"]
 
@@ -141,7 +146,7 @@ def _resource_errors() -> Iterator[None]:
     """A run refused by its resource estimate, out of memory anyway, or numerically out of
     its range (a non-finite state): one line, exit 2.
 
-    The estimates (:mod:`tokenswarm.budget`) refuse before allocating; an allocation that
+    The estimates (:mod:`tokenswarm.runtime.budget`) refuse before allocating; an allocation that
     still fails (an estimate that was too low) is reported the same way rather than as a
     traceback, since the remedy is the user's: a smaller size.
     """
@@ -277,7 +282,7 @@ def run_command(
         registry.prepare(name, overrides, quick=quick, dtype=dtype)
         registry.parse_device(device)
         registry.check_seed(seed)
-        # Built in a partial sibling and swapped in whole (tokenswarm.rundir).
+        # Built in a partial sibling and swapped in whole (tokenswarm.io.rundir).
         stage = rundir.RunDirectory(rundir.parse_out(out, pathlib.Path("runs") / name)).prepare()
     try:
         # Keep stdout for the result only: anything the experiment prints goes to stderr.
@@ -467,7 +472,9 @@ def simulate_command(
     force: ForceOption = False,
 ) -> None:
     """Integrate one particle system and save its trajectory."""
-    from tokenswarm import simulate_cli  # imported on use: only this command needs it
+    from tokenswarm.cli import (
+        simulate as simulate_cli,  # imported on use: only this command needs it
+    )
 
     with _usage_errors(), budget.forced(force), _resource_errors():
         code = simulate_cli.simulate_command(
@@ -496,7 +503,7 @@ def bench_command(
     device: DeviceOption = "cpu",
 ) -> None:
     """Time a component on this machine."""
-    from tokenswarm import bench  # imported on use: only this command needs it
+    from tokenswarm.cli import bench  # imported on use: only this command needs it
 
     with _usage_errors():
         overrides = parse_key_values(param or [])

@@ -180,8 +180,14 @@ def bench_meanfield(cells: int = 4096, beta: float = 9.0, t_max: float = 30.0, m
     step, the part no finite-volume implementation can avoid."""
     import numpy as np
 
-    from tokenswarm.meanfield.circle import CircleGrid, CircleModel, count_clusters, perturbed_uniform, solve_circle
-    from tokenswarm.threads import torch_threads
+    from tokenswarm.meanfield.circle import (
+        CircleGrid,
+        CircleModel,
+        count_clusters,
+        perturbed_uniform,
+        solve_circle,
+    )
+    from tokenswarm.runtime.threads import torch_threads
 
     device = torch.device(device)
     grid = CircleGrid(cells, device=device)

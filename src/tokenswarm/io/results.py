@@ -12,9 +12,9 @@ an output directory::
       result.json      the summary, written last
 
 :meth:`Result.save` never replaces a file it did not write (one not listed by an earlier
-``result.json`` or the ``.tokenswarm-run`` marker of :mod:`tokenswarm.rundir`). The
+``result.json`` or the ``.tokenswarm-run`` marker of :mod:`tokenswarm.io.rundir`). The
 commands build a run in a partial sibling directory and swap it in whole
-(:class:`tokenswarm.rundir.RunDirectory`), so a finished run is never rewritten in place.
+(:class:`tokenswarm.io.rundir.RunDirectory`), so a finished run is never rewritten in place.
 
 Every file is written atomically (temporary sibling, then ``os.replace``; the Zarr store
 goes to a temporary directory that is renamed into place), and ``result.json`` is written
@@ -163,7 +163,7 @@ class Result:
             ValueError: an animation path does not exist or lies outside ``out_dir``, or a
                 figure name is not a plain file name.
         """
-        from tokenswarm import rundir  # rundir imports this module
+        from tokenswarm.io import rundir  # rundir imports this module
 
         directory = pathlib.Path(out_dir).resolve()
         directory.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """``tokenswarm simulate``: integrate one particle system from the command line.
 
 Saves the trajectory (``data.zarr``), a GIF for d = 2 or 3, snapshot figures and a
-``result.json`` with a few metrics, through the same :class:`~tokenswarm.results.Result`
+``result.json`` with a few metrics, through the same :class:`~tokenswarm.io.results.Result`
 machinery as the experiments.
 """
 
@@ -19,11 +19,11 @@ import xarray as xr
 from tokenswarm.experiments.registry import check_seed, parse_device, parse_dtype
 from tokenswarm.experiments.trajectories import VALUES
 from tokenswarm.fields import Attention
+from tokenswarm.io.results import Result
+from tokenswarm.io.rundir import RunDirectory, parse_out
 from tokenswarm.metrics import cluster_count, interaction_energy
 from tokenswarm.params import UsageError
 from tokenswarm.plots import animate_tokens, line_plot
-from tokenswarm.results import Result
-from tokenswarm.rundir import RunDirectory, parse_out
 from tokenswarm.solve import SOLVERS, integrate, solver_from_name
 from tokenswarm.sphere import sample_uniform
 
@@ -59,7 +59,7 @@ def simulate_command(
     """Run one simulation from i.i.d. uniform tokens and save trajectory, figures and metrics.
 
     The output directory is built in a partial sibling and swapped in whole
-    (:class:`tokenswarm.rundir.RunDirectory`); a bad ``out`` raises ``UsageError``.
+    (:class:`tokenswarm.io.rundir.RunDirectory`); a bad ``out`` raises ``UsageError``.
     """
     _validate(model, n, d, beta, t, solver, step, value)
     check_seed(seed)

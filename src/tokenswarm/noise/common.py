@@ -16,8 +16,6 @@ shared by its tokens) into a displacement of every token:
   fresh ``W, b_W`` is exactly an Euler–Maruyama step of it, so the network and the SDE can
   share one realisation.
 
-:class:`BrownianPath` stores increments on a fine grid and sums them for coarser grids:
-the same realisation on nested grids, for strong errors.
 """
 
 from __future__ import annotations
@@ -30,29 +28,9 @@ import torch
 
 from tokenswarm.fields.attention import Attention
 from tokenswarm.fields.mlp import ACTIVATIONS
+from tokenswarm.sphere import span_basis
 
-__all__ = ["span_basis", "CommonNoise", "ValueNoise", "ScalarNoise", "FieldNoise", "BrownianPath"]
-
-
-def span_basis(x: torch.Tensor, gram_schmidt_limit: int = 16) -> torch.Tensor:
-    """Orthonormal columns ``(*batch, d, r)`` spanning the tokens ``x`` ``(*batch, n, d)``, ``r = min(n, d)``.
-
-    Few tokens: modified Gram–Schmidt, twice (batched small QR is slow); a direction that
-    vanishes (coincident tokens) yields a zero column, harmless here because every ``y_i``
-    then has no component along it. Many tokens: Householder QR.
-    """
-    n, d = x.shape[-2], x.shape[-1]
-    if n > gram_schmidt_limit or n > d:
-        return torch.linalg.qr(x.mT).Q
-    tiny = torch.finfo(x.dtype).tiny ** 0.5
-    columns: list[torch.Tensor] = []
-    for i in range(n):
-        v = x[..., i, :]
-        for _ in range(2):
-            for u in columns:
-                v = v - (v * u).sum(-1, keepdim=True) * u
-        columns.append(v / torch.linalg.vector_norm(v, dim=-1, keepdim=True).clamp_min(tiny))
-    return torch.stack(columns, dim=-1)
+__all__ = ["CommonNoise", "ValueNoise", "ScalarNoise", "FieldNoise"]
 
 
 class CommonNoise:
@@ -159,26 +137,3 @@ class FieldNoise(CommonNoise):
         if self.sigma_w:
             out = out + self.sigma_w * dW[..., self.rank : self.rank + 1, :]
         return out
-
-
-class BrownianPath:
-    """Gaussian increments on a fine grid of ``steps`` steps over ``[0, t_max]``.
-
-    ``increments(steps_coarse)`` returns the same realisation summed onto a coarser grid
-    (``steps`` must be a multiple of it): ``(steps_coarse, *batch, *shape)``.
-    """
-
-    def __init__(self, batch: Sequence[int], shape: Sequence[int], t_max: float, steps: int, *,
-                 generator=None, dtype=torch.float64, device=None):
-        self.t_max, self.steps = float(t_max), int(steps)
-        dt = self.t_max / self.steps
-        self.fine = math.sqrt(dt) * torch.randn(
-            self.steps, *batch, *shape, generator=generator, dtype=dtype, device=device
-        )
-
-    def increments(self, steps: int | None = None) -> torch.Tensor:
-        steps = self.steps if steps is None else int(steps)
-        if self.steps % steps:
-            raise ValueError(f"coarse steps {steps} must divide the fine steps {self.steps}")
-        factor = self.steps // steps
-        return self.fine.reshape(steps, factor, *self.fine.shape[1:]).sum(dim=1)

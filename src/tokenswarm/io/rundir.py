@@ -195,7 +195,7 @@ def write_marker(directory: str | os.PathLike[str], entries: Iterable[str], *, m
     the same directory).
     """
     from tokenswarm import __version__
-    from tokenswarm.results import atomic_write_text
+    from tokenswarm.io.results import atomic_write_text
 
     path = pathlib.Path(directory)
     names = {pathlib.PurePosixPath(entry).parts[0] for entry in entries if entry}

@@ -3,7 +3,7 @@
 ``tokenswarm bench field -p n=4096 -p d=64 -p dtype=float32 --json`` times one evaluation
 of the attention velocity with the default (fused, linear-memory) backend against a
 same-process GEMM and the dense baseline; ``tokenswarm bench meanfield -p cells=4096 -p beta=9``
-times one circle mean-field solve against its FFT convolutions; see :mod:`tokenswarm.perf`.
+times one circle mean-field solve against its FFT convolutions; see :mod:`tokenswarm.runtime.perf`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Literal
 
 from tokenswarm.experiments.registry import parse_device, parse_dtype
 from tokenswarm.params import UsageError, parse_overrides
-from tokenswarm.perf import bench_field, bench_meanfield
+from tokenswarm.runtime.perf import bench_field, bench_meanfield
 
 
 @dataclass
