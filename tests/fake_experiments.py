@@ -75,9 +75,9 @@ def run_fake_raise(params: FakeParams, context: RunContext) -> Result:
 
 def register_all() -> list[str]:
     """(Re-)register the fake experiments; returns their names."""
-    register("fake_ok", title="Fake experiment that works", reference="fake 0000.00000 §1",
+    register("fake_ok", title="Fake experiment that works", reference="0000.00000 fake §1",
              params=FakeParams, quick={"n": 4})(run_fake_ok)
-    register("fake_raise", title="Fake experiment that raises", reference="fake 0000.00000 §2",
+    register("fake_raise", title="Fake experiment that raises", reference="0000.00000 fake §2",
              params=FakeParams)(run_fake_raise)
     return list(FAKE_NAMES)
 
@@ -157,6 +157,6 @@ def run_fake_slow(params: SlowParams, context: RunContext) -> Result:
 
 
 def register_slow() -> str:
-    register("fake_slow", title="Fake experiment that writes slowly", reference="fake 0000.00000 §3",
+    register("fake_slow", title="Fake experiment that writes slowly", reference="0000.00000 fake §3",
              params=SlowParams)(run_fake_slow)
     return "fake_slow"

@@ -30,7 +30,7 @@ from tokenswarm.params import UsageError
 
 TESTS_DIR = pathlib.Path(__file__).parent
 REQUIRED_KEYS = {"experiment", "params", "metrics", "claims", "outputs", "seconds"}
-CLAIM_KEYS = {"name", "reference", "measured", "expected", "passed", "detail"}
+CLAIM_KEYS = {"name", "reference", "measured", "expected", "passed", "detail", "status", "paper", "where", "refs"}
 
 
 @pytest.fixture
@@ -161,7 +161,7 @@ def test_list_shows_one_line_per_experiment_with_reference(runner: CliRunner) ->
     result = invoke(runner, "list")
     assert result.exit_code == 0
     lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip()}
-    assert "fake 0000.00000 §1" in lines["fake_ok"] and "Fake experiment that raises" in lines["fake_raise"]
+    assert "0000.00000 fake §1" in lines["fake_ok"] and "Fake experiment that raises" in lines["fake_raise"]
     verbose = invoke(runner, "list", "--verbose").stdout
     assert "n (int, >=2, default 16) (quick: 4) -- number of tokens" in verbose
 
@@ -181,7 +181,7 @@ def test_reproduce_survives_an_error_and_exits_1(runner: CliRunner, tmp_path: pa
     assert "ERROR fake_raise: RuntimeError: boom from fake_raise" in result.stdout
     page = index.read_text()
     assert 'src="fake_ok/tokens.png"' in page and 'src="fake_ok/spin.gif"' in page
-    assert "boom from fake_raise" in page and "fake 0000.00000 §1" in page
+    assert "boom from fake_raise" in page and "0000.00000 fake §1" in page
     assert (tmp_path / "fake_ok" / "result.json").exists()
     assert "boom" in (tmp_path / "fake_raise" / "error.txt").read_text()
 
@@ -220,7 +220,7 @@ def test_report_escapes_html(tmp_path: pathlib.Path) -> None:
     entry = ReportEntry(
         name="x",
         title="<script>alert(1)</script>",
-        reference="a & b",
+        reference="0000.00000 a & b",
         result={
             "params": {"long": list(range(100))},
             "metrics": {"m": 1.23456789},
@@ -302,28 +302,28 @@ def test_register_rejects_declaration_mistakes() -> None:
         return Result("tiny", {}, {}, [])
 
     with pytest.raises(ValueError, match="must match"):
-        register("Bad Name", title="t", reference="r", params=TinyParams)
+        register("Bad Name", title="t", reference="0000.00000 r", params=TinyParams)
     with pytest.raises(TypeError, match="invalid quick"):
-        register("tiny", title="t", reference="r", params=TinyParams, quick={"k": -1})
+        register("tiny", title="t", reference="0000.00000 r", params=TinyParams, quick={"k": -1})
     with pytest.raises(TypeError, match="invalid quick"):
-        register("tiny", title="t", reference="r", params=TinyParams, quick={"nope": 1})
+        register("tiny", title="t", reference="0000.00000 r", params=TinyParams, quick={"nope": 1})
 
     @dataclass(frozen=True)
     class Reserved:
         seed: int = 0
 
     with pytest.raises(TypeError, match="reserved"):
-        register("tiny", title="t", reference="r", params=Reserved)
+        register("tiny", title="t", reference="0000.00000 r", params=Reserved)
 
-    register("tiny", title="t", reference="r", params=TinyParams)(run)
+    register("tiny", title="t", reference="0000.00000 r", params=TinyParams)(run)
     try:
-        register("tiny", title="t", reference="r", params=TinyParams)(run)  # re-import: allowed
+        register("tiny", title="t", reference="0000.00000 r", params=TinyParams)(run)  # re-import: allowed
 
         def other(params: TinyParams, context: RunContext) -> Result:
             return Result("tiny", {}, {}, [])
 
         with pytest.raises(ValueError, match="already registered"):
-            register("tiny", title="t", reference="r", params=TinyParams)(other)
+            register("tiny", title="t", reference="0000.00000 r", params=TinyParams)(other)
     finally:
         unregister("tiny")
     assert "tiny" not in registry.EXPERIMENTS
@@ -336,7 +336,7 @@ def test_run_experiment_builds_the_context(tmp_path: pathlib.Path) -> None:
         seen.append(context)
         return Result("ignored", {"derived": params.k * 2}, {}, [])
 
-    register("tiny_context", title="t", reference="r", params=TinyParams, quick={"k": 3})(run)
+    register("tiny_context", title="t", reference="0000.00000 r", params=TinyParams, quick={"k": 3})(run)
     try:
         result, outputs = run_experiment(
             "tiny_context", {}, quick=True, seed=5, dtype="float32", out_dir=tmp_path / "out"
@@ -353,7 +353,7 @@ def test_run_experiment_builds_the_context(tmp_path: pathlib.Path) -> None:
 
 
 def test_run_experiment_rejects_a_non_result(tmp_path: pathlib.Path) -> None:
-    register("tiny_bad", title="t", reference="r", params=TinyParams)(lambda params, context: {"oops": 1})
+    register("tiny_bad", title="t", reference="0000.00000 r", params=TinyParams)(lambda params, context: {"oops": 1})
     try:
         with pytest.raises(TypeError, match="must return a Result"):
             run_experiment("tiny_bad", {}, out_dir=tmp_path)

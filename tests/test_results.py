@@ -29,7 +29,7 @@ from tokenswarm.io.results import (
 )
 
 REQUIRED_KEYS = {"experiment", "params", "metrics", "claims", "outputs", "seconds"}
-CLAIM_KEYS = {"name", "reference", "measured", "expected", "passed", "detail"}
+CLAIM_KEYS = {"name", "reference", "measured", "expected", "passed", "detail", "status", "paper", "where", "refs"}
 
 
 def strict_loads(text: str) -> object:

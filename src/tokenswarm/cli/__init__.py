@@ -39,6 +39,7 @@ from tokenswarm.io.report import (
     summarize,
     write_report,
 )
+from tokenswarm.io.refs import PAPER_ID
 from tokenswarm.io.results import Result, atomic_write_text
 from tokenswarm.params import UsageError, param_specs, parse_key_values
 from tokenswarm.runtime import budget
@@ -200,25 +201,101 @@ def _print_traceback(context: str) -> None:
 # --------------------------------------------------------------------------------------
 
 
+PaperOption = Annotated[
+    str | None,
+    typer.Option("--paper", metavar="ID", help="only experiments and claims citing this arXiv id (e.g. 2312.10794)."),
+]
+
+
 @app.command("list")
 def list_command(
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="also list every parameter.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="also list every parameter and claim.")] = False,
+    paper: PaperOption = None,
+    json_output: JsonOption = False,
+    markdown: Annotated[bool, typer.Option("--markdown", help="print the README's experiments table.")] = False,
 ) -> None:
-    """List the experiments, one line each, with their paper reference."""
+    """List the experiments, one line each, with their paper reference.
+
+    With --paper ID, only the experiments citing that paper and the claims they check for it.
+    With --json, one JSON list of experiments, each with its papers and claims.
+    """
     _load_experiments()
     experiments = [registry.get(name) for name in registry.names()]
+    if paper is not None:
+        with _usage_errors([]):
+            if not PAPER_ID.match(paper):
+                raise UsageError(f"--paper needs an arXiv id such as 2312.10794, got {paper!r}")
+        experiments = [experiment for experiment in experiments if experiment.cites(paper)]
+    listed = [_experiment_listing(experiment, paper) for experiment in experiments]
+    if markdown:
+        sys.stdout.write(registry.markdown_table(experiments))
+        return
+    if json_output:
+        sys.stdout.write(json.dumps(listed, ensure_ascii=False) + "\n")
+        return
     if not experiments:
-        print("no experiments are registered", file=sys.stderr)
+        print("no experiments are registered" if paper is None else f"no experiment cites {paper}", file=sys.stderr)
         return
     width = max(len(experiment.name) for experiment in experiments)
-    for experiment in experiments:
+    for experiment, listing in zip(experiments, listed):
         print(f"{experiment.name:<{width}}  {experiment.title}  [{experiment.reference}]")
         if verbose:
             for spec in param_specs(experiment.params):
                 help_text = f" -- {spec.help}" if spec.help else ""
-                quick = experiment.quick.get(spec.name)
-                quick_text = f" (quick: {format_for_display(quick)})" if spec.name in experiment.quick else ""
+                quick_text = f" (quick: {format_for_display(experiment.quick[spec.name])})" if spec.name in experiment.quick else ""
                 print(f"{'':<{width}}    {spec.describe()}{quick_text}{help_text}")
+        if verbose or paper is not None:
+            for claim in listing["claims"]:
+                print(f"{'':<{width}}    claim: {claim['name']}  [{claim['reference']}]")
+
+
+def _experiment_listing(experiment: registry.Experiment, paper: str | None) -> dict[str, Any]:
+    """An experiment for ``list --json``: name, title, references and the claims it checks."""
+    rules = experiment.claims.rules if experiment.claims is not None else []
+    if paper is not None:
+        rules = [rule for rule in rules if any(ref.paper == paper or ref.base_id == paper for ref in rule.refs)]
+    return {
+        "name": experiment.name,
+        "title": experiment.title,
+        "reference": experiment.reference,
+        "papers": [ref.to_json_dict() for ref in experiment.refs],
+        "claims": [rule.to_json_dict() for rule in rules],
+    }
+
+
+# --------------------------------------------------------------------------------------
+# check
+# --------------------------------------------------------------------------------------
+
+
+@app.command("check")
+def check_command(
+    directory: Annotated[str, typer.Argument(metavar="DIR", help="a run directory (or a reproduce report).")],
+    json_output: JsonOption = False,
+) -> None:
+    """Re-derive every claim of a finished run from its data.zarr and compare with its result.json.
+
+    Exit 0 when they agree, 1 when they differ (the data or the summary was altered), 2 when
+    DIR is not a readable run.
+    """
+    from tokenswarm.io.check import check_tree  # imported on use: only this command needs it
+
+    with _usage_errors([]):
+        checks = check_tree(directory)
+    agree = all(check.agree for check in checks)
+    if json_output:
+        document = {"agree": agree, "runs": [check.to_json_dict() for check in checks]}
+        sys.stdout.write(json.dumps(document, ensure_ascii=False) + "\n")
+    else:
+        for check in checks:
+            differing = [claim for claim in check.claims if not claim.agree]
+            verdict = "agree" if not differing else f"{len(differing)} of {len(check.claims)} claims differ"
+            print(f"{check.directory}: {check.experiment}: {len(check.claims)} claims re-derived from the data, {verdict}")
+            for claim in differing:
+                for difference in claim.differences:
+                    print(f"  {claim.name}: {difference}")
+    if not agree:
+        raise typer.Exit(1)
 
 
 # --------------------------------------------------------------------------------------
@@ -320,7 +397,7 @@ def _print_result_tables(result: Result, outputs: Sequence[str]) -> None:
     for column in ("claim", "reference", "measured", "expected", "status"):
         claims.add_column(column)
     for claim in summary["claims"]:
-        status = Text("PASS", style="bold green") if claim["passed"] else Text("FAIL", style="bold red")
+        status = _status_text(claim)
         claims.add_row(
             claim["name"],
             claim["reference"],
@@ -329,12 +406,29 @@ def _print_result_tables(result: Result, outputs: Sequence[str]) -> None:
             status,
         )
     console.print(claims)
-    passed = sum(1 for claim in summary["claims"] if claim["passed"])
+    passed = sum(1 for claim in summary["claims"] if claim["passed"] is True)
+    undecided = sum(1 for claim in summary["claims"] if claim["passed"] is None)
     out_dir = pathlib.Path(outputs[-1]).parent if outputs else None
+    inconclusive = f" ({undecided} inconclusive)" if undecided else ""
     console.print(
-        f"{passed}/{len(summary['claims'])} claims passed in {result.seconds:.2f} s; outputs in {out_dir}",
+        f"{passed}/{len(summary['claims'])} claims passed{inconclusive} in {result.seconds:.2f} s; outputs in {out_dir}",
         soft_wrap=True,
     )
+
+
+_STATUS_STYLES = {"pass": ("PASS", "bold green"), "fail": ("FAIL", "bold red"),
+                  "inconclusive": ("INCONCLUSIVE", "bold yellow")}
+
+
+def _claim_status(claim: Mapping[str, Any]) -> str:
+    """A saved claim's status; files written before statuses existed have only ``passed``."""
+    passed = claim.get("passed")
+    return claim.get("status") or ("inconclusive" if passed is None else "pass" if passed else "fail")
+
+
+def _status_text(claim: Mapping[str, Any]) -> Text:
+    label, style = _STATUS_STYLES[_claim_status(claim)]
+    return Text(label, style=style)
 
 
 # --------------------------------------------------------------------------------------
@@ -396,9 +490,10 @@ def reproduce_command(
             last_line = entry.error.strip().splitlines()[-1] if entry.error.strip() else "error"
             print(f"  ERROR {entry.name}: {last_line}")
         for claim in entry.claims:
-            if claim.get("passed") is not True:
+            status = _claim_status(claim)
+            if status != "pass":
                 print(
-                    f"  FAIL  {entry.name}: {claim.get('name')} "
+                    f"  {'FAIL' if status == 'fail' else 'INCONCLUSIVE'}  {entry.name}: {claim.get('name')} "
                     f"(measured {format_for_display(claim.get('measured'))}, "
                     f"expected {format_for_display(claim.get('expected'))}; {claim.get('reference')})"
                 )

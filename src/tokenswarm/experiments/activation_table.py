@@ -223,6 +223,7 @@ def table_figure(p: Params, data: xr.Dataset, mismatch: np.ndarray) -> Figure:
 @register(
     "activation-table",
     title="K(1), K'(1), λ₁, λ̄, λ̄' of random-MLP noise per activation, d and bias",
+    summary="K(1), K'(1), lambda_1, lambda_bar, lambda_bar'(beta) by quadrature for relu/silu/sigmoid/tanh/gelu, d in {5, 64, 128}, bias in {0, 0.1}",
     reference=REFERENCE,
     params=Params,
     quick={},

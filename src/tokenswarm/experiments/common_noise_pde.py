@@ -65,6 +65,7 @@ class Params:
 @register(
     "common-noise-pde",
     title="SPDE with common noise on the circle against particles driven by the same noise",
+    summary="one realisation of the stochastic continuity equation vs particles driven by the same noise; baseline: an independent realisation",
     reference="2604.26898 §1 (SPDE, Prop. 1.2); docs/theory/random_mlp.md §3.3",
     params=Params,
     dtypes=("float64",),

@@ -158,6 +158,7 @@ def width_weak(p: Params, ctx: RunContext):
 @register(
     "depth-limit",
     title="Deep random Transformers converge to their SDE limits in depth and width",
+    summary="weak error in depth (value noise), mean-square strong error in depth (random MLP, shared Brownian path), weak error in width; fitted slopes",
     reference="2601.21942 Thm 1; 2604.26898 Thm 1.1",
     params=Params,
     quick={"weak_runs": 4000, "strong_runs": 100, "reference_layers": 512, "width_runs": 50000},

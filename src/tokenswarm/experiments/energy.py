@@ -82,6 +82,7 @@ def energy_path(p: Params, value: str, n: int, d: int, t_max: float, ctx: RunCon
 @register(
     "energy",
     title="Interaction energy: monotone along the flow, bounded by the uniform measure",
+    summary="E_beta monotone (V = I, V = -I, symmetric V = QᵀK), never below the uniform measure, simplex for n = d + 1",
     reference="2312.10794 §3, eq. (3.6), Lemma 3.7, §3.4.1, §9.1",
     params=Params,
     quick={"t_max": 8.0, "step": 0.02, "runs": 2},

@@ -13,7 +13,9 @@ import xarray as xr
 from tokenswarm import theory
 from tokenswarm.experiments.registry import RunContext, register
 from tokenswarm.fields import Attention
-from tokenswarm.io.results import Result, claim_close, claim_less
+from tokenswarm.io.claims import ClaimSet, RunSettings, Verdict, close, less
+from tokenswarm.io.refs import Ref
+from tokenswarm.io.results import Result
 from tokenswarm.plots import line_plot
 from tokenswarm.solve import integrate, solver_from_name
 from tokenswarm.sphere import sample_equiangular
@@ -69,12 +71,62 @@ def late_slope(t: np.ndarray, gap: np.ndarray) -> tuple[float, int]:
     return float(slope), int(mask.sum())
 
 
+def summary(data: xr.Dataset, p: Params) -> dict[str, float]:
+    """The measurements of a run, from its dataset: deviation from the ODE, crossing times, slopes."""
+    times, gap = data.t.values, data.one_minus_rho.values
+    slope, points = late_slope(times, gap)
+    return {
+        "crossing_time": crossing_time(times, gap),
+        "crossing_time_ode": theory.equiangular_crossing_time(LEVEL, p.rho0, p.n, p.beta, p.model),
+        "max_deviation": float(np.max(np.abs(data.rho.values - data.rho_ode.values))),
+        "late_slope": slope,
+        "late_slope_points": points,
+        "late_slope_exact": theory.equiangular_late_slope(p.n, p.beta, p.model),
+    }
+
+
+def _exact(p: Params, run: RunSettings) -> bool:
+    return run.dtype == "float64" and p.solver == "dopri5"
+
+
+CLAIMS = ClaimSet()
+
+
+@CLAIMS.rule("particles follow the equiangular ODE", Ref("2312.10794", "Thm 6.8, eq. (6.9)/(6.10)"))
+def _follows_ode(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
+    bound = 1e-8 if _exact(p, run) else (1e-4 if p.solver != "authors" else 5e-2)
+    return less(summary(data, p)["max_deviation"], bound,
+                detail=f"max_t |rho_particles - rho_ODE| ({p.solver}, {run.dtype})")
+
+
+@CLAIMS.rule("late slope of log(1 - rho)", Ref("2312.10794", "§6"), Ref("2512.01868", "§6: -2 (SA), -2e^beta (USA)"))
+def _late_slope(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
+    s = summary(data, p)
+    return close(s["late_slope"], s["late_slope_exact"], rtol=0.01,
+                 detail=f"fit over {s['late_slope_points']} points with 1-rho in {SLOPE_WINDOW}")
+
+
+@CLAIMS.rule("crossing time of rho = 0.999", Ref("2312.10794", "Fig. 3 (black curve)"))
+def _crossing(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
+    s = summary(data, p)
+    return close(s["crossing_time"], s["crossing_time_ode"], rtol=1e-4 if _exact(p, run) else 0.1,
+                 detail="particles vs scalar ODE")
+
+
+@CLAIMS.rule("configuration stays equiangular", Ref("2312.10794", "Thm 6.8"))
+def _stays_equiangular(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
+    return less(float(data.spread.max()), 1e-8 if _exact(p, run) else 1e-3,
+                detail="max_t (max - min) of <x_i, x_j> over pairs")
+
+
 @register(
     "equiangular",
     title="Equiangular tokens follow the scalar ODE of Thm 6.8",
+    summary="particles vs the scalar ODE (max deviation), crossing time of 0.999, late slope of log(1-rho) (-2 SA, -2e^beta USA)",
     reference="2312.10794 §6, Thm 6.8, eqs. (6.9)-(6.10)",
     params=Params,
     quick={"n": 16, "t_max": 14.0, "samples": 701},
+    claims=CLAIMS,
 )
 def run(p: Params, ctx: RunContext) -> Result:
     x0 = sample_equiangular(p.n, p.n, p.rho0, rotate=True, generator=ctx.generator(), dtype=ctx.dtype, device=ctx.device)
@@ -87,33 +139,6 @@ def run(p: Params, ctx: RunContext) -> Result:
     stats = traj.states.double().cpu().numpy()
     rho, gap, spread = stats[:, 0], stats[:, 1], stats[:, 2]
     rho_ode = theory.equiangular_solution(times, p.rho0, p.n, p.beta, p.model)
-
-    deviation = float(np.max(np.abs(rho - rho_ode)))
-    t_cross = crossing_time(times, gap)
-    t_cross_ode = theory.equiangular_crossing_time(LEVEL, p.rho0, p.n, p.beta, p.model)
-    slope, points = late_slope(times, gap)
-    slope_exact = theory.equiangular_late_slope(p.n, p.beta, p.model)
-
-    exact = ctx.dtype == torch.float64 and p.solver == "dopri5"
-    bound = 1e-8 if exact else (1e-4 if p.solver != "authors" else 5e-2)
-    claims = [
-        claim_less(
-            "particles follow the equiangular ODE", "2312.10794 Thm 6.8, eq. (6.9)/(6.10)",
-            deviation, bound, detail=f"max_t |rho_particles - rho_ODE| ({p.solver}, {str(ctx.dtype)[6:]})",
-        ),
-        claim_close(
-            "late slope of log(1 - rho)", "2312.10794 §6 / 2512.01868 §6: -2 (SA), -2e^beta (USA)",
-            slope, slope_exact, rtol=0.01, detail=f"fit over {points} points with 1-rho in {SLOPE_WINDOW}",
-        ),
-        claim_close(
-            "crossing time of rho = 0.999", "2312.10794 Fig. 3 (black curve)",
-            t_cross, t_cross_ode, rtol=1e-4 if exact else 0.1, detail="particles vs scalar ODE",
-        ),
-        claim_less(
-            "configuration stays equiangular", "2312.10794 Thm 6.8", float(spread.max()),
-            1e-8 if exact else 1e-3, detail="max_t (max - min) of <x_i, x_j> over pairs",
-        ),
-    ]
     data = xr.Dataset(
         {
             "rho": ("t", rho), "rho_ode": ("t", rho_ode), "one_minus_rho": ("t", gap), "spread": ("t", spread),
@@ -126,14 +151,6 @@ def run(p: Params, ctx: RunContext) -> Result:
         reference={"scalar ODE": (times, np.maximum(1 - rho_ode, 1e-300))},
         title=f"Equiangular {p.model.upper()}, n = {p.n}, beta = {p.beta:g}",
     )
-    return Result(
-        experiment="equiangular",
-        params={},
-        metrics={
-            "crossing_time": t_cross, "crossing_time_ode": t_cross_ode, "max_deviation": deviation,
-            "late_slope": slope, "late_slope_exact": slope_exact, "steps": traj.steps,
-        },
-        claims=claims,
-        data=data,
-        figures={"equiangular": figure},
-    )
+    metrics = summary(data, p)
+    del metrics["late_slope_points"]
+    return Result(metrics={**metrics, "steps": traj.steps}, data=data, figures={"equiangular": figure})

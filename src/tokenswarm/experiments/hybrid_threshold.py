@@ -133,6 +133,7 @@ def coupled_depths(x0: torch.Tensor, depths: list[int], p: Params, eps: torch.Te
 @register(
     "hybrid-threshold",
     title="Critical common-noise level of the hybrid USA model",
+    summary="critical common-noise level of the USA hybrid model vs sqrt(2) e^(-beta/2), and antipodal fractions vs the exact z-diffusion, from networks of L/4, L/2, L layers driven by one noise path and extrapolated in 1/L (finite-depth bias reported)",
     reference="2601.21942 Prop. 1 (our derivation, docs/two_token.md)",
     params=Params,
     quick={"runs": 1000, "eps": [0.7, 0.8, 0.9, 1.0], "layers": 1000},

@@ -248,6 +248,7 @@ def _figure(mi: dict, gradients: dict, perturbation: dict, epsilons, log_n: floa
 @register(
     "information-flow",
     title="Information plane, data-processing check, gradient norms and perturbation response per layer (ViT and fitted PDE)",
+    summary="I(X; T_l), I(T_l; Y) per layer for the trained ViT and the fitted PDE (several estimators, biases measured), data-processing check, gradient norms, perturbation response",
     reference=REFERENCE,
     params=Params,
     quick={"vit_dim": 16, "vit_depth": 2, "vit_heads": 2, "vit_epochs": 2, "fit_images": 64, "eval_images": 80,

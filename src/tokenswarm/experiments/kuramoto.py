@@ -40,6 +40,7 @@ def _wrap(angle: np.ndarray) -> np.ndarray:
 @register(
     "kuramoto",
     title="Tokens on the circle follow the generalised Kuramoto equations",
+    summary="Cartesian d = 2 flow against the angle equations",
     reference="2312.10794 §7, eqs. (7.1)-(7.2)",
     params=Params,
     quick={"n": 16, "t_max": 5.0, "samples": 51},

@@ -113,6 +113,7 @@ def _relative_error(measured: float, predicted: float) -> float:
 @register(
     "linear-stability",
     title="Growth rates of Fourier modes at the uniform density; clusters against the fastest mode",
+    summary="growth rates of Fourier modes in the PDE and in particles vs k² I_k(β)/β; clusters formed from uniform vs the fastest mode over beta",
     reference="2512.01868 (linearisation at the uniform measure, Θ(√β) clusters); docs/theory/mean_field.md §2.2",
     params=Params,
     dtypes=("float64",),

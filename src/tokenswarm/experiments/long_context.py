@@ -50,6 +50,7 @@ def output_cosine(n: int, rho: float, beta: float, dtype, device) -> float:
 @register(
     "long-context",
     title="Critical attention scaling beta = gamma log n",
+    summary="one layer on equiangular tokens against the finite-n formula and its limits",
     reference="2512.01868 §6.3; 2510.05554",
     params=Params,
     quick={"n": [4, 16, 64, 256, 1024]},

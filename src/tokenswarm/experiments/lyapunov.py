@@ -62,6 +62,7 @@ def measure_lyapunov(activation, p: Params, generator, dtype, device):
 @register(
     "lyapunov",
     title="Top Lyapunov exponent of the pure-noise flow against lambda_1",
+    summary="top Lyapunov exponent of the pure-noise flow (Benettin) vs lambda_1",
     reference="2604.26898 §1.4 (λ₁; Raimond 1999)",
     params=Params,
     quick={"runs": 120, "t_max": 8.0, "step": 0.02},

@@ -56,6 +56,7 @@ def _counts(x0, beta, times, scheme, step, delta):
 @register(
     "metastability",
     title="Metastable clusters on the circle and their number against beta",
+    summary="cluster counts over time on the circle; count vs beta at n = 256 against the fastest linear mode",
     reference="2312.10794 §6-7, Fig. 4; 2512.01868 (Θ(sqrt(beta)) clusters)",
     params=Params,
     quick={"runs": 16, "sweep_runs": 8, "sweep_beta": [4.0, 16.0, 64.0]},

@@ -376,6 +376,7 @@ def task_figure(task: str, variants: list[str], curves: dict, final: np.ndarray)
 @register(
     "noise-accuracy",
     title="Value noise on vs off in trained deep Transformers: paired test accuracy",
+    summary="trained deep Transformers, value noise on (V = I/sqrt(L) + N(0, 1/d)) vs off (V = I/sqrt(L)), otherwise identical; 24 paired seeds on digits with 100 training images (unsaturated); mean paired accuracy difference with 95% t-interval, sign test, bootstrap; saturation check",
     reference=REFERENCE,
     params=Params,
     quick={"seeds": 6, "layers": 8, "epochs": 15, "match_train": 400, "match_test": 400, "bootstrap": 2000},

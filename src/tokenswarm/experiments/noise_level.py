@@ -38,6 +38,7 @@ class Params:
 @register(
     "noise-level",
     title="Outcomes depend on sigma_v^2 only through sigma_v^2 t",
+    summary="outcomes depend on sigma_v^2 only through sigma_v^2 t (chi-square test)",
     reference="2601.21942 (diffusion scaling; docs/theory/common_noise.md §1.3: sigma_v^2 is a time change)",
     params=Params,
     quick={"runs": 600, "steps": 500},

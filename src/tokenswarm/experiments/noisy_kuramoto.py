@@ -72,6 +72,7 @@ class Params:
 @register(
     "noisy-kuramoto",
     title="Noisy Kuramoto: the order parameter bifurcates at kappa = 2",
+    summary="stationary order parameter vs kappa (PDE, particles, self-consistency r = I₁(κr)/I₀(κr)); zero of the first mode's rate",
     reference="2512.01868 (noisy Transformer, beta = 0); docs/theory/mean_field.md §3.2",
     params=Params,
     dtypes=("float64",),

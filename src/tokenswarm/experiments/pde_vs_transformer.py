@@ -508,6 +508,7 @@ def _claims(p: Params, modality: str, form: str, stats: dict, summary: dict, qui
 @register(
     "pde-vs-transformer",
     title="Fitted master PDE vs Transformer: attention cosine per layer against uniform, shuffled and random baselines",
+    summary="attention maps of the fitted master PDE vs the digits ViT and MiniLM per layer, against uniform, other-layer and random-init baselines; entropies; hidden-state similarity",
     reference=REFERENCE,
     params=Params,
     quick={"vit_dim": 16, "vit_depth": 2, "vit_heads": 2, "vit_epochs": 2, "image_fit": 64, "image_eval": 48,

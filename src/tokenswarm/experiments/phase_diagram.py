@@ -48,6 +48,7 @@ class Params:
 @register(
     "phase-diagram",
     title="Clustering phase diagram over (beta, t) for several d",
+    summary="P(<x_i,x_j> > 0.999) over (beta, t) for d in {2, 8, ..., 1024}; accurate and authors' schemes; boundary vs the equiangular ODE",
     reference="2312.10794 §6, Fig. 3",
     params=Params,
     quick={

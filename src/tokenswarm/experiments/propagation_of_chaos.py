@@ -54,6 +54,7 @@ def w2_squared(x: torch.Tensor, y: torch.Tensor) -> float:
 @register(
     "propagation-of-chaos",
     title="Propagation of chaos under one common-noise realisation",
+    summary="W2 between N-token and reference empirical measures under one noise realisation, against N",
     reference="2604.26898 Prop. 1.2",
     params=Params,
     quick={"n": [16, 32, 64, 128], "reference_n": 1024, "repeats": 6, "steps": 50},

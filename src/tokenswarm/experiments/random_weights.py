@@ -82,6 +82,7 @@ def panel_field_factory(panel: str, d: int, runs: int, scaling: str, dtype, devi
 @register(
     "random-weights",
     title="Phase diagrams with random Q, K, V",
+    summary="phase diagrams with Ginibre/Wigner/Wishart Q, K, V, explicit scalings",
     reference="2312.10794 Fig. 5",
     params=Params,
     quick={"d": 16, "n": 16, "runs": 12, "beta": [0.5, 2, 4, 6, 9], "t": np.round(np.arange(0, 15.0001, 0.5), 6).tolist(), "step": 0.1},

@@ -339,6 +339,7 @@ def _histogram_figure(model: np.ndarray, flow: np.ndarray, times: Sequence[float
 @register(
     "real-tokens",
     title="MiniLM token states on real text against the SA flow (fitted beta and layer times)",
+    summary="MiniLM pair-cosine histograms per layer vs the SA flow with fitted beta and monotone layer times; held-out W1 against static and beta = 0 baselines",
     reference=REFERENCE,
     params=Params,
     quick={"texts": 8, "beta": [0.0, 2.0, 3.0, 4.0, 5.0], "time_points": 61, "t_max": 20.0},

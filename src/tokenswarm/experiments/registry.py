@@ -17,6 +17,7 @@ place to land; it is only mutated through :func:`register` / :func:`unregister`.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import pathlib
 import re
@@ -28,7 +29,9 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from tokenswarm.io.results import Result, to_jsonable
+from tokenswarm.io.claims import ClaimSet, RunSettings
+from tokenswarm.io.refs import Ref, parse_references
+from tokenswarm.io.results import Claim, Result, to_jsonable
 from tokenswarm.params import (
     ParameterError,
     UsageError,
@@ -54,6 +57,7 @@ __all__ = [
     "parse_dtype",
     "check_seed",
     "run_experiment",
+    "markdown_table",
 ]
 
 #: Run settings stored next to the experiment parameters in ``Result.params``; an
@@ -136,6 +140,11 @@ class Experiment:
         dtypes: the precisions the experiment supports (``None``: all of :data:`DTYPES`);
             another is refused as a usage error before anything runs.
         dtype_reason: why only ``dtypes`` make sense, shown in that refusal.
+        claims: the experiment's claims as rules on its saved dataset
+            (:class:`tokenswarm.io.claims.ClaimSet`); ``None`` for an experiment that still
+            builds its claims inside ``run`` (they cannot be re-checked from the data).
+        refs: ``reference`` parsed into (paper, place) pairs.
+        summary: what is measured, one line (the README's experiments table).
     """
 
     name: str
@@ -146,6 +155,19 @@ class Experiment:
     run: RunFunction
     dtypes: tuple[str, ...] | None = None
     dtype_reason: str = ""
+    claims: ClaimSet | None = None
+    refs: tuple[Ref, ...] = ()
+    summary: str = ""
+
+    @property
+    def papers(self) -> tuple[str, ...]:
+        """arXiv ids of the experiment and of its claims, first the experiment's own."""
+        ids = [ref.paper for ref in self.refs] + list(self.claims.papers if self.claims else ())
+        return tuple(dict.fromkeys(ids))
+
+    def cites(self, paper: str) -> bool:
+        """Whether the experiment or one of its claims cites ``paper`` (``2408.09523`` matches its versions)."""
+        return any(cited == paper or cited.split("v")[0] == paper for cited in self.papers)
 
     def check_dtype(self, dtype: torch.dtype) -> None:
         """Raise :class:`UsageError` when the experiment does not support ``dtype``."""
@@ -169,9 +191,11 @@ def register(
     title: str,
     reference: str,
     params: type,
+    summary: str = "",
     quick: Mapping[str, Any] | None = None,
     dtypes: tuple[str, ...] | None = None,
     dtype_reason: str = "",
+    claims: ClaimSet | None = None,
 ) -> Callable[[RunFunctionT], RunFunctionT]:
     """Decorator registering ``run(params, context) -> Result`` under ``name``.
 
@@ -197,6 +221,7 @@ def register(
         parse_overrides(params, quick_overrides, experiment=name)
     except ParameterError as error:
         raise TypeError(f"experiment {name!r} has invalid quick overrides: {error}") from None
+    refs = parse_references(reference)  # ValueError unless it starts with an arXiv id
 
     def decorator(run: RunFunctionT) -> RunFunctionT:
         existing = EXPERIMENTS.get(name)
@@ -206,7 +231,8 @@ def register(
                 f"{existing.run.__module__}.{existing.run.__qualname__}"
             )
         EXPERIMENTS[name] = Experiment(
-            name, title, reference, params, quick_overrides, run, tuple(dtypes) if dtypes else None, dtype_reason
+            name, title, reference, params, quick_overrides, run, tuple(dtypes) if dtypes else None, dtype_reason,
+            claims, refs, summary,
         )
         return run
 
@@ -374,8 +400,21 @@ def run_experiment(
     result.experiment = name
     result.params = _complete_params(params, result.params, context)
     result.seconds = seconds
+    if experiment.claims is not None:
+        result.claims = judge(experiment, params, result)
     outputs = result.save(context.out_dir) if save else []
     return result, outputs
+
+
+def judge(experiment: Experiment, params: Any, result: Result) -> list[Claim]:
+    """Evaluate the experiment's claim rules on ``result.data``, and store in the dataset what
+    a later re-check needs (the parameters and run settings, attribute ``params`` as JSON)."""
+    if result.data is None:
+        raise TypeError(f"experiment {experiment.name!r} declares claims but returned no dataset to judge")
+    if result.claims:
+        raise TypeError(f"experiment {experiment.name!r} declares claims and also built some inside run()")
+    result.data.attrs["params"] = json.dumps(to_jsonable(result.params), sort_keys=True)
+    return experiment.claims.evaluate(result.data, params, RunSettings.from_params(result.params))
 
 
 def _complete_params(params: Any, reported: Mapping[str, Any], context: RunContext) -> dict[str, Any]:
@@ -391,3 +430,24 @@ def _complete_params(params: Any, reported: Mapping[str, Any], context: RunConte
         quick=context.quick,
     )
     return completed
+
+
+#: The order of the papers in tables: the summary article first, then by topic.
+PAPER_ORDER = ("2312.10794", "2512.01868", "2510.05554", "2601.21942", "2604.26898", "2408.09523")
+
+
+def _paper_rank(experiment: Experiment) -> tuple[int, str]:
+    first = experiment.refs[0].base_id if experiment.refs else ""
+    return (PAPER_ORDER.index(first) if first in PAPER_ORDER else len(PAPER_ORDER), experiment.name)
+
+
+def markdown_table(experiments: list[Experiment] | None = None) -> str:
+    """The experiments as a Markdown table (the README's), grouped by their first paper."""
+    chosen = sorted(experiments if experiments is not None else EXPERIMENTS.values(), key=_paper_rank)
+    lines = ["| experiment | paper | section / figure | what is measured |", "|---|---|---|---|"]
+    for experiment in chosen:
+        papers = "; ".join(ref.paper for ref in experiment.refs)
+        where = "; ".join(ref.where for ref in experiment.refs if ref.where)
+        cells = [f"`{experiment.name}`", papers, where, experiment.summary or experiment.title]
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(lines) + "\n"

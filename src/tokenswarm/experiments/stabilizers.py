@@ -232,6 +232,7 @@ def _mean_se(values: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]
 @register(
     "stabilizers",
     title="Residual connections and LayerNorm as stabilisers: drift per layer, explosive training",
+    summary="drift and CKA per layer without residuals / without LayerNorm, random-init and trained; gradient growth and divergences over seeds",
     reference=REFERENCE,
     params=Params,
     quick={"depth": 4, "steps": 60, "learning_rates": [1e-2], "drift_learning_rate": 1e-2, "evaluation_examples": 64},

@@ -38,6 +38,7 @@ class Params:
 @register(
     "stochastic-clusters",
     title="Common value noise prevents collapse: antipodal clusters for n > 2",
+    summary="one cluster / two antipodal clusters / other under value noise; the noise-free flow always collapses",
     reference="2601.21942 abstract (numerics for n > 2 tokens)",
     params=Params,
     quick={"runs": 200, "t_max": 150.0, "steps": 1500},

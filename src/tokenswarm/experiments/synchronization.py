@@ -117,6 +117,7 @@ def _label(key) -> str:
 @register(
     "synchronization",
     title="Synchronisation by common noise: energy decay across activations, biases and attention",
+    summary="E[E_beta(t)] over the paper's grid, Thm 1.4's bound, attention ordering (decay rates fitted only above the dtype's rounding floor), the odd-field (tanh) exception",
     reference="2604.26898 Thm 1.4, Prop. 1.5, Figs. 1-6",
     params=Params,
     quick={"d": [5], "runs": 4, "activation": ["relu", "sigmoid", "tanh"], "width": 128, "odd_layers": 800},

@@ -42,6 +42,7 @@ def simulate_tokens(n, d, beta, model, value, t_max, frames, step, generator, dt
 @register(
     "trajectories",
     title="Animation of tokens clustering on the sphere",
+    summary="GIF of tokens clustering on S^2",
     reference="2312.10794 §1, Figs. 1 and 4",
     params=Params,
     quick={"n": 32, "frames": 40, "t_max": 20.0, "step": 0.1},

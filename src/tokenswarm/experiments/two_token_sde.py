@@ -99,6 +99,7 @@ def _phase_figure(p: Params, critical: dict[int, float], simulated: np.ndarray):
 @register(
     "two-token-sde",
     title="Two tokens under value noise: antipodal states attract above beta_c(d)",
+    summary="antipodal/collapse fractions of two tokens under common value noise (SDE or L-layer network) vs the rho-diffusion's exact prediction; beta_c(d) = ½ arccosh(d - 2); (beta, d) diagram",
     reference="2601.21942 Thm 2 (two-token phase transition)",
     params=Params,
     quick={"runs": 600, "beta": [0.5, 1.5, 3.0], "t_max": 40.0, "layers": 1000},

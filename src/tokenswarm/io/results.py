@@ -46,6 +46,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tokenswarm.io.refs import Ref, parse_references
+
 if TYPE_CHECKING:  # heavy imports only where they are used
     import matplotlib.figure
     import xarray
@@ -76,28 +78,50 @@ class Claim:
 
     Attributes:
         name: short identifier, e.g. ``"clusters to one point"``.
-        reference: where the paper states it, e.g. ``"2312.10794 Thm 6.8, eq. (6.9)"``.
+        reference: where the paper states it, as text, e.g. ``"2312.10794 Thm 6.8, eq. (6.9)"``.
         measured: what the experiment observed (number, list or text).
         expected: the criterion, e.g. ``"< 1e-08"``, ``"in [0.9, 1.1]"`` or a number.
-        passed: whether ``measured`` meets ``expected``.
-        detail: anything a reader needs to judge the check (sample size, test used...).
+        passed: whether ``measured`` meets ``expected``; ``None`` when the run cannot decide
+            (too small a sample, a crossing beyond the simulated time): *inconclusive*.
+        detail: anything a reader needs to judge the check (sample size, test used, and for an
+            inconclusive claim what would decide it).
+        refs: the same references, structured (paper id and place); parsed from ``reference``
+            when not given and the text starts with an arXiv id.
     """
 
     name: str
     reference: str
     measured: Any
     expected: str | float
-    passed: bool
+    passed: bool | None
     detail: str = ""
+    refs: tuple[Ref, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.refs:
+            try:
+                self.refs = parse_references(self.reference)
+            except ValueError:
+                self.refs = ()
+
+    @property
+    def status(self) -> str:
+        """``"pass"``, ``"fail"`` or ``"inconclusive"``."""
+        return "inconclusive" if self.passed is None else "pass" if self.passed else "fail"
 
     def to_json_dict(self) -> dict[str, Any]:
+        first = self.refs[0] if self.refs else None
         return {
             "name": str(self.name),
             "reference": str(self.reference),
             "measured": to_jsonable(self.measured),
             "expected": to_jsonable(self.expected),
-            "passed": bool(self.passed),
+            "passed": None if self.passed is None else bool(self.passed),
             "detail": str(self.detail),
+            "status": self.status,
+            "paper": first.paper if first else None,
+            "where": first.where if first else None,
+            "refs": [ref.to_json_dict() for ref in self.refs],
         }
 
 
@@ -109,8 +133,9 @@ class Result:
     settings (seed, device, dtype, quick), so an experiment may pass ``{}``.
 
     Attributes:
-        experiment: registered name of the experiment.
-        params: parameter values used (JSON-able after :func:`to_jsonable`).
+        experiment: registered name of the experiment (filled in by the registry).
+        params: parameter values used (JSON-able after :func:`to_jsonable`; filled in by the
+            registry with the parsed parameters and run settings).
         metrics: scalar or small-array measurements, by name.
         claims: the paper statements checked by this run.
         data: raw data saved as ``data.zarr`` (e.g. trajectories with dims
@@ -121,10 +146,10 @@ class Result:
         seconds: wall time of the computation, set by the registry.
     """
 
-    experiment: str
-    params: dict[str, Any]
-    metrics: dict[str, Any]
-    claims: list[Claim]
+    experiment: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    claims: list[Claim] = field(default_factory=list)
     data: xarray.Dataset | None = None
     figures: dict[str, matplotlib.figure.Figure] = field(default_factory=dict)
     animations: dict[str, pathlib.Path] = field(default_factory=dict)
@@ -132,7 +157,8 @@ class Result:
 
     @property
     def all_passed(self) -> bool:
-        return all(claim.passed for claim in self.claims)
+        """No claim failed (inconclusive claims do not count as failures)."""
+        return all(claim.passed is not False for claim in self.claims)
 
     def to_json_dict(self, outputs: list[str]) -> dict[str, Any]:
         """The summary written to ``result.json`` and printed by ``--json``.

@@ -1,0 +1,164 @@
+"""Claims as data: structured references, rules on the saved dataset, `check DIR`, `list --paper`."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import shutil
+
+import pytest
+import xarray as xr
+from typer.testing import CliRunner
+
+from tokenswarm import cli
+from tokenswarm.experiments import load_all, registry
+from tokenswarm.io.check import RunUnreadableError, check_run, check_tree
+from tokenswarm.io.claims import ClaimSet, RunSettings, close, inconclusive, less, same_measurement
+from tokenswarm.io.refs import Ref, parse_references
+from tokenswarm.io.results import Claim
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_references_parse_into_paper_and_place():
+    assert parse_references("2312.10794 §6, Thm 6.8; 2512.01868 §1") == (
+        Ref("2312.10794", "§6, Thm 6.8"), Ref("2512.01868", "§1"))
+    assert parse_references("2604.26898 §1; docs/theory/random_mlp.md §3.3") == (
+        Ref("2604.26898", "§1; docs/theory/random_mlp.md §3.3"),)
+    assert Ref("2408.09523v2", "abstract").base_id == "2408.09523"
+    with pytest.raises(ValueError):
+        parse_references("finite volumes (flux form)")
+    with pytest.raises(ValueError):
+        Ref("Fig. 3")
+
+
+def test_a_claim_is_pass_fail_or_inconclusive():
+    claims = ClaimSet()
+
+    @claims.rule("value at d = {d}", Ref("2312.10794", "Fig. 3"))
+    def _rule(data, p, run):
+        return [less(data, 1.0, labels={"d": 2}), close(data, 0.0, atol=0.1, labels={"d": 8}),
+                inconclusive(data, "< 1", "sample too small", labels={"d": 32})]
+
+    made = claims.evaluate(0.05, None, RunSettings())
+    assert [c.name for c in made] == ["value at d = 2", "value at d = 8", "value at d = 32"]
+    assert [c.status for c in made] == ["pass", "pass", "inconclusive"]
+    assert [c.passed for c in made] == [True, True, None]
+    assert made[0].to_json_dict()["paper"] == "2312.10794" and made[0].to_json_dict()["where"] == "Fig. 3"
+    failing = claims.evaluate(5.0, None, RunSettings())
+    assert [c.status for c in failing] == ["fail", "fail", "inconclusive"]
+
+
+def test_a_rule_must_label_its_placeholders():
+    claims = ClaimSet()
+    claims.rule("at d = {d}", "2312.10794 Fig. 3")(lambda data, p, run: less(0.0, 1.0))
+    with pytest.raises(ValueError, match="labels"):
+        claims.evaluate(None, None, RunSettings())
+
+
+def test_a_legacy_claim_gets_structured_references():
+    claim = Claim("x", "2601.21942 Thm 2", 1.0, "< 2", True)
+    assert claim.refs == (Ref("2601.21942", "Thm 2"),) and claim.status == "pass"
+    assert Claim("x", "no paper here", 1.0, "< 2", False).to_json_dict()["paper"] is None
+
+
+def test_same_measurement_tolerates_round_off_only():
+    assert same_measurement(1.0, 1.0 + 1e-15) and not same_measurement(1.0, 1.0 + 1e-9)
+    assert same_measurement([1, None], [1, None]) and not same_measurement([1], [1, 2])
+
+
+@pytest.fixture(scope="module")
+def equiangular_run(tmp_path_factory) -> pathlib.Path:
+    load_all()
+    out = tmp_path_factory.mktemp("runs") / "equiangular"
+    registry.run_experiment("equiangular", {}, quick=True, out_dir=out)
+    return out
+
+
+def _copy(run: pathlib.Path, tmp_path: pathlib.Path) -> pathlib.Path:
+    target = tmp_path / "copy"
+    shutil.copytree(run, target)
+    return target
+
+
+def test_check_agrees_on_an_untouched_run(equiangular_run):
+    result = check_run(equiangular_run)
+    assert result.agree and len(result.claims) == 4
+    assert CliRunner().invoke(cli.app, ["check", str(equiangular_run)]).exit_code == 0
+
+
+def test_check_finds_altered_data(equiangular_run, tmp_path):
+    run = _copy(equiangular_run, tmp_path)
+    data = xr.open_zarr(run / "data.zarr").load()
+    data["spread"] = data.spread + 0.5  # the equiangular configuration now looks broken
+    shutil.rmtree(run / "data.zarr")
+    data.to_zarr(run / "data.zarr")
+    outcome = CliRunner().invoke(cli.app, ["check", str(run), "--json"])
+    assert outcome.exit_code == 1
+    document = json.loads(outcome.stdout)
+    differing = [c for c in document["runs"][0]["claims"] if not c["agree"]]
+    assert [c["name"] for c in differing] == ["configuration stays equiangular"]
+    assert differing[0]["saved"]["status"] == "pass" and differing[0]["recomputed"]["status"] == "fail"
+
+
+def test_check_finds_an_altered_summary(equiangular_run, tmp_path):
+    run = _copy(equiangular_run, tmp_path)
+    summary = json.loads((run / "result.json").read_text())
+    summary["claims"][1]["measured"] *= 1 + 1e-6
+    (run / "result.json").write_text(json.dumps(summary))
+    assert CliRunner().invoke(cli.app, ["check", str(run)]).exit_code == 1
+
+
+@pytest.mark.parametrize("damage", ["missing", "no-result", "bad-json", "no-data", "unknown-experiment"])
+def test_check_refuses_what_is_not_a_readable_run(equiangular_run, tmp_path, damage):
+    run = _copy(equiangular_run, tmp_path)
+    if damage == "missing":
+        run = tmp_path / "nowhere"
+    elif damage == "no-result":
+        (run / "result.json").unlink()
+        (run / "sub").mkdir()
+    elif damage == "bad-json":
+        (run / "result.json").write_text("{not json")
+    elif damage == "no-data":
+        shutil.rmtree(run / "data.zarr")
+    else:
+        summary = json.loads((run / "result.json").read_text())
+        summary["experiment"] = "no-such-experiment"
+        (run / "result.json").write_text(json.dumps(summary))
+    with pytest.raises(RunUnreadableError):
+        check_tree(run)
+    outcome = CliRunner().invoke(cli.app, ["check", str(run)])
+    assert outcome.exit_code == 2 and len(outcome.output.strip().splitlines()) == 1
+
+
+def test_list_paper_json_gives_experiments_with_their_claims():
+    outcome = CliRunner().invoke(cli.app, ["list", "--paper", "2312.10794", "--json"])
+    assert outcome.exit_code == 0
+    listed = json.loads(outcome.stdout)
+    names = [entry["name"] for entry in listed]
+    assert "equiangular" in names and "two-token-sde" not in names
+    equiangular = listed[names.index("equiangular")]
+    assert [c["name"] for c in equiangular["claims"]][0] == "particles follow the equiangular ODE"
+    assert all(any(ref["paper"] == "2312.10794" for ref in c["refs"]) for c in equiangular["claims"])
+    assert equiangular["papers"][0]["paper"] == "2312.10794"
+    assert CliRunner().invoke(cli.app, ["list", "--paper", "Fig. 3"]).exit_code == 2
+
+
+def test_readme_table_is_the_registry_table():
+    load_all()
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("| experiment | paper | section / figure | what is measured |")
+    end = readme.index("<!-- end of experiments table -->")
+    assert readme[start:end] == registry.markdown_table(), "run `tokenswarm list --markdown` and paste it into README.md"
+
+
+def test_register_requires_a_paper_reference():
+    from dataclasses import dataclass
+
+    @dataclass
+    class Tiny:
+        k: int = 1
+
+    with pytest.raises(ValueError, match="arXiv id"):
+        registry.register("tiny_unreferenced", title="t", reference="a textbook", params=Tiny)
+    assert "tiny_unreferenced" not in registry.names()
