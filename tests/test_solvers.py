@@ -219,3 +219,16 @@ def test_sde_times_contract_matches_integrate():
         integrate_sde(None, noise, x0, times=[0.0, 0.33, 1.0], steps=20, increments=increments)
     with pytest.raises(ValueError, match="not both"):
         integrate_sde(None, noise, x0, 1.0, 20, times=[0.0, 1.0])
+
+
+def test_adaptive_solver_rejects_a_trial_step_that_overflows():
+    """USA attention at beta = 10 on the circle overflows with a first trial step of 0.05: the
+    step is rejected and shortened (it used to raise a non-finite state error); the result
+    agrees with a tight run started from a tiny step."""
+    x0 = sample_uniform(8, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    field = Attention(10.0, normalization="usa")
+    coarse = integrate(field, x0, [0.0, 0.2], DormandPrince(rtol=1e-8, atol=1e-8, step=0.05))
+    tight = integrate(field, x0, [0.0, 0.2], DormandPrince(rtol=1e-10, atol=1e-10, step=1e-4))
+    assert coarse.rejected > 0
+    assert torch.isfinite(coarse.final).all()
+    assert float((coarse.final - tight.final).abs().max()) < 1e-6

@@ -271,7 +271,10 @@ def _adaptive(field, x, times, method, step, record, max_steps, progress):
                 x_new = x + increment
                 ratio = _error_ratio(error, x, x_new, rtol, atol)
                 if not math.isfinite(ratio):
-                    _check_finite(x_new, t + h_try, steps + 1)
+                    # a trial step that overflows (a stiff field, e^beta at large beta) is
+                    # rejected and retried shorter, like any step whose error is too large;
+                    # a field that is non-finite at the accepted state itself is an error
+                    _check_finite(field(t, x), t, steps)
                     ratio = math.inf
                 if ratio <= 1.0:
                     x = retract(x_new)
