@@ -162,3 +162,12 @@ def test_register_requires_a_paper_reference():
     with pytest.raises(ValueError, match="arXiv id"):
         registry.register("tiny_unreferenced", title="t", reference="a textbook", params=Tiny)
     assert "tiny_unreferenced" not in registry.names()
+
+
+def test_equivalent_states_the_interval_and_what_would_decide():
+    from tokenswarm.io.claims import equivalent
+    decided = equivalent(-0.5, 0.01, 20, -0.5, 0.1)
+    assert decided.passed is True and "t-interval" in decided.detail
+    undecided = equivalent(-0.58, 0.05, 20, -0.5, 0.1)
+    assert undecided.passed is None and "as many would" in undecided.detail
+    assert equivalent(-0.9, 0.01, 20, -0.5, 0.1).passed is False

@@ -28,3 +28,33 @@ def test_mean_se_on_arrays_and_tensors():
     assert mean_se([1.0, 2.0, 3.0, 4.0]) == pytest.approx((2.5, np.std([1, 2, 3, 4], ddof=1) / 2))
     assert mean_se(torch.tensor([[1.0, 3.0]])) == pytest.approx((2.0, 1.0))
     assert math.isnan(mean_se([5.0])[1])
+
+
+def test_t_interval_is_wider_than_gaussian_for_few_draws():
+    from tokenswarm.stats import t_interval
+    low, high = t_interval(0.0, 1.0, dof=2)
+    assert high == pytest.approx(4.302652729911275, rel=1e-9)  # t_{2, 0.975}
+    low, high = t_interval(0.0, 1.0, dof=10_000)
+    assert high == pytest.approx(1.96, abs=1e-3)
+
+
+def test_slope_over_draws_recovers_the_exponent_and_its_scatter():
+    from tokenswarm.stats import slope_over_draws
+    rng = np.random.default_rng(0)
+    x = np.array([10.0, 20.0, 40.0, 80.0])
+    y = x[None, :] ** -0.5 * np.exp(0.05 * rng.standard_normal((200, 4)))
+    slope, se, dof = slope_over_draws(x, y)
+    assert dof == 199
+    assert abs(slope + 0.5) < 4 * se and 0.0 < se < 0.01
+
+
+@pytest.mark.parametrize("estimate, se, expected", [
+    (-0.50, 0.01, "pass"),          # interval well inside [-0.6, -0.4]
+    (-0.80, 0.01, "fail"),          # interval well outside
+    (-0.58, 0.05, "inconclusive"),  # straddles the edge at -0.6
+])
+def test_equivalence_decides_three_ways(estimate, se, expected):
+    from tokenswarm.stats import equivalence
+    decision = equivalence(estimate, se, dof=20, target=-0.5, tolerance=0.1)
+    assert decision.status == expected
+    assert decision.passed == {"pass": True, "fail": False, "inconclusive": None}[expected]

@@ -1,4 +1,5 @@
-"""Small statistical summaries shared by experiments: mean ± standard error, log-log slopes."""
+"""Small statistical summaries shared by experiments: mean ± standard error, log-log slopes,
+Student-t intervals and a three-way (pass / fail / inconclusive) equivalence decision."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import math
 from typing import Any
 
 import numpy as np
+from scipy import stats as _scipy_stats
 
-__all__ = ["mean_se", "loglog_slope"]
+__all__ = ["mean_se", "loglog_slope", "t_interval", "slope_over_draws", "Decision", "equivalence"]
 
 
 def mean_se(values: Any) -> tuple[float, float]:
@@ -33,3 +35,73 @@ def loglog_slope(x: Any, y: Any) -> tuple[float, float]:
     residual = ly - (slope * lx + intercept)
     se = math.sqrt(float((residual**2).sum()) / (lx.size - 2) / float(((lx - lx.mean()) ** 2).sum()))
     return float(slope), se
+
+
+def t_interval(estimate: float, se: float, dof: int, level: float = 0.95) -> tuple[float, float]:
+    """Two-sided Student-t interval ``estimate ± t_{dof, (1+level)/2} se``.
+
+    With few draws the standard error is itself uncertain; treating it as Gaussian (``± 1.96 se``)
+    would overstate the evidence, so the quantile comes from Student's t with ``dof`` degrees
+    of freedom (``N - 1`` for a mean of ``N`` draws, ``N - 2`` for a fitted slope of ``N`` points).
+    """
+    if dof < 1 or not math.isfinite(se):
+        return (-math.inf, math.inf)
+    half = float(_scipy_stats.t.ppf(0.5 + level / 2.0, dof)) * se
+    return (estimate - half, estimate + half)
+
+
+def slope_over_draws(x: Any, y: Any) -> tuple[float, float, int]:
+    """Log-log slope of ``y`` against ``x`` from independent draws, with its standard error.
+
+    ``y`` has shape ``(draws, len(x))``: one curve per independent draw. The slope is fitted per
+    draw and the draws' slopes are averaged, so the standard error comes from the scatter between
+    independent draws (``dof = draws - 1``) and not from the residuals of one fit, which are
+    correlated along a curve. Returns ``(slope, se, dof)``.
+    """
+    lx = np.log(np.asarray(x, float))
+    ly = np.log(np.asarray(y, float))
+    if ly.ndim != 2 or ly.shape[1] != lx.size or lx.size < 2:
+        raise ValueError(f"need y of shape (draws, {lx.size}) with at least 2 points, got {ly.shape}")
+    slopes = np.polyfit(lx, ly.T, 1)[0]
+    mean, se = mean_se(slopes)
+    return mean, se, int(slopes.size - 1)
+
+
+class Decision(tuple):
+    """``(status, low, high)``: the three-way outcome of :func:`equivalence` and its interval."""
+
+    __slots__ = ()
+
+    def __new__(cls, status: str, low: float, high: float) -> Decision:
+        return super().__new__(cls, (status, low, high))
+
+    @property
+    def status(self) -> str:
+        return self[0]
+
+    @property
+    def passed(self) -> bool | None:
+        return {"pass": True, "fail": False}.get(self[0])
+
+
+def equivalence(estimate: float, se: float, dof: int, target: float, tolerance: float,
+                level: float = 0.95) -> Decision:
+    """Is ``estimate`` within ``tolerance`` of ``target``, given its uncertainty?
+
+    The ``level`` Student-t interval of the estimate decides (an equivalence test, two one-sided
+    tests at ``(1 - level)/2`` each):
+
+    * ``pass``: the whole interval lies inside ``[target - tolerance, target + tolerance]``;
+    * ``fail``: the whole interval lies outside it (the data reject the claim);
+    * ``inconclusive``: the interval straddles an edge: too few draws to decide; more draws
+      shrink the interval like ``1/sqrt(N)``.
+    """
+    low, high = t_interval(estimate, se, dof, level)
+    band = (target - tolerance, target + tolerance)
+    if not (math.isfinite(estimate) and math.isfinite(low) and math.isfinite(high)):
+        return Decision("inconclusive" if math.isfinite(estimate) else "fail", low, high)
+    if band[0] <= low and high <= band[1]:
+        return Decision("pass", low, high)
+    if high < band[0] or low > band[1]:
+        return Decision("fail", low, high)
+    return Decision("inconclusive", low, high)

@@ -52,6 +52,7 @@ __all__ = [
     "between",
     "close",
     "inconclusive",
+    "equivalent",
     "PAPER_ID",
 ]
 
@@ -131,6 +132,28 @@ def close(measured: Any, target: float, rtol: float | None = None, atol: float |
     tolerance = (atol or 0.0) + (rtol or 0.0) * abs(target)
     return Verdict(value, f"{target:.6g} ± {tolerance:.2g}", bool(abs(value - target) <= tolerance),
                    detail, labels or {})
+
+
+def equivalent(estimate: float, se: float, dof: int, target: float, tolerance: float, *, level: float = 0.95,
+               detail: str = "", labels: Mapping[str, Any] | None = None) -> Verdict:
+    """A statistical claim ``estimate ≈ target`` decided by an equivalence test at ``level``.
+
+    Pass when the Student-t interval lies inside ``target ± tolerance``, fail when it lies
+    outside, inconclusive when it straddles an edge; the detail then says roughly how many
+    times more draws would decide (the interval shrinks like ``1/sqrt(draws)``).
+    """
+    from tokenswarm.stats import equivalence
+
+    decision = equivalence(estimate, se, dof, target, tolerance, level)
+    low, high = decision[1], decision[2]
+    text = f"{level:.0%} t-interval [{low:.4g}, {high:.4g}] (s.e. {se:.3g}, {dof} dof)"
+    if decision.status == "inconclusive" and math.isfinite(high - low):
+        margin = abs(abs(estimate - target) - tolerance)
+        factor = ((high - low) / 2 / margin) ** 2 if margin > 0 else math.inf
+        text += f"; too few draws to decide: about {factor:.2g}x as many would" if math.isfinite(factor) else \
+            "; the estimate sits on the band's edge: no sample size decides"
+    return Verdict(_plain(estimate), f"{target:g} ± {tolerance:g} (interval inside)", decision.passed,
+                   f"{detail}; {text}" if detail else text, labels or {})
 
 
 RuleFunction = Callable[["xarray.Dataset", Any, RunSettings], "Verdict | Iterable[Verdict] | None"]
