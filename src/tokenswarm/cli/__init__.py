@@ -264,6 +264,48 @@ def _experiment_listing(experiment: registry.Experiment, paper: str | None) -> d
 
 
 # --------------------------------------------------------------------------------------
+# robustness
+# --------------------------------------------------------------------------------------
+
+
+@app.command("robustness")
+def robustness_command(
+    only: Annotated[str | None, typer.Option(help="comma-separated experiment names (default: all).")] = None,
+    seeds: Annotated[int, typer.Option(min=1, max=1000, help="seeds per parameter set.")] = 5,
+    full: Annotated[bool, typer.Option("--full", help="full sizes instead of the quick ones (hours).")] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Run every claim at its defaults and at other parameter sets, over several seeds.
+
+    Prints, per claim and parameter set, how many runs passed, failed, were inconclusive, were
+    refused (an unsupported combination, with its reason) or raised. Exit 1 if any run raised.
+    """
+    from tokenswarm import robustness  # imported on use: only this command needs it
+
+    _load_experiments()
+    with _usage_errors([]):
+        names = registry.names() if only is None else [name.strip() for name in only.split(",") if name.strip()]
+        for name in names:
+            registry.get(name)
+    with progress_bar(None, "robustness") as bar:
+        outcomes = robustness.run_suite(
+            names, range(seeds), quick=not full,
+            on_outcome=lambda outcome: bar.update(description=f"robustness: {outcome.experiment} [{outcome.variant}]"),
+        )
+    tallies = robustness.tally(outcomes)
+    if json_output:
+        document = {"totals": robustness.summary_counts(outcomes), "seeds": seeds, "quick": not full,
+                    "claims": [{"experiment": t.experiment, "claim": t.claim, "parameters": t.variant,
+                                "counts": dict(t.counts), "example": t.example} for t in tallies]}
+        sys.stdout.write(json.dumps(document, ensure_ascii=False) + "\n")
+    else:
+        sys.stdout.write(robustness.markdown(tallies))
+        print(", ".join(f"{count} {status}" for status, count in sorted(robustness.summary_counts(outcomes).items())))
+    if any(outcome.status == "error" for outcome in outcomes):
+        raise typer.Exit(ERROR_EXIT_CODE)
+
+
+# --------------------------------------------------------------------------------------
 # check
 # --------------------------------------------------------------------------------------
 
