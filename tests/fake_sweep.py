@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -26,6 +27,7 @@ class SweepParams:
     fail_at: int = field(default=-1, metadata={"help": "raise at this a"})
     die_marker: str = field(default="", metadata={"help": "first run at a=0: create this file, SIGKILL own process"})
     log: str = field(default="", metadata={"help": "append one line per completed run to this file"})
+    wait: float = field(default=0.0, metadata={"min": 0, "help": "seconds to sleep at a >= 1"})
 
 
 def run_fake_sweep(params: SweepParams, context: RunContext) -> Result:
@@ -37,6 +39,8 @@ def run_fake_sweep(params: SweepParams, context: RunContext) -> Result:
             marker.write(str(os.getpid()))
         (context.out_dir / "half-written.txt").write_text("the worker dies here")
         os.kill(os.getpid(), signal.SIGKILL)
+    if params.a >= 1 and params.wait:
+        time.sleep(params.wait)
     noise = float(context.numpy_generator(0).normal())
     value = params.a * params.b + (1.0 if params.mode == "y" else 0.0)
     if params.log:

@@ -50,6 +50,7 @@ import sys
 import tempfile
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -105,6 +106,8 @@ VIEW = "metrics.zarr"
 MAX_POINTS = 100_000
 _READABLE_VALUE = re.compile(r"^[A-Za-z0-9.,+-]+$")
 _MAX_READABLE_ID = 120
+#: How long to try to reach a scheduler given by address.
+CONNECT_TIMEOUT = "10s"
 _SETTINGS = ("experiment", "fixed", "quick", "seed", "device", "dtype")
 
 
@@ -525,7 +528,7 @@ def _client(workers: int | None, address: str | None) -> Iterator[Any]:
 
     if address is not None:
         try:
-            client = Client(address, timeout="10s")
+            client = Client(address, timeout=CONNECT_TIMEOUT)
         except (OSError, TimeoutError, ValueError) as error:
             raise UsageError(f"cannot connect to the dask scheduler at --scheduler {address}: {error}") from None
         try:
@@ -535,7 +538,7 @@ def _client(workers: int | None, address: str | None) -> Iterator[Any]:
         return
     cluster = LocalCluster(
         n_workers=workers or 1, threads_per_worker=1, processes=True,
-        dashboard_address=None, silence_logs=logging.ERROR,
+        dashboard_address=":0", silence_logs=logging.ERROR,
     )
     try:
         client = Client(cluster)
@@ -718,11 +721,19 @@ def _text(value: Any) -> str | None:
     return format_value(value)
 
 
+def _fastparquet() -> Any:
+    # fastparquet's import reads a pandas option that pandas 3 deprecates; the warning is
+    # about fastparquet's internals, not about anything the user can change
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import fastparquet
+    return fastparquet
+
+
 def write_tables(store: str | os.PathLike[str]) -> pathlib.Path:
     """Rebuild ``metrics.parquet`` and ``metrics.zarr`` from the finished points; each is
     replaced whole, so a reader sees the old table or the new one."""
-    import fastparquet
-
+    fastparquet = _fastparquet()
     path = pathlib.Path(store)
     table = build_table(path)
     target = path / TABLE
@@ -738,9 +749,7 @@ def write_tables(store: str | os.PathLike[str]) -> pathlib.Path:
 
 def load_table(store: str | os.PathLike[str]) -> pandas.DataFrame:
     """``STORE/metrics.parquet`` as a DataFrame (text columns as Python strings)."""
-    import fastparquet
-
-    parquet = fastparquet.ParquetFile(str(pathlib.Path(store) / TABLE))
+    parquet = _fastparquet().ParquetFile(str(pathlib.Path(store) / TABLE))
     return parquet.to_pandas()
 
 
