@@ -696,7 +696,9 @@ def build_table(store: str | os.PathLike[str]) -> pandas.DataFrame:
                 row[f"claims.{name}.measured"] = measured
         rows.append(row)
     columns = list(dict.fromkeys(["point", *axes, "seed", *(name for row in rows for name in row)]))
-    return pandas.DataFrame({name: _column([row.get(name) for row in rows]) for name in columns})
+    table = {name: _column([row.get(name) for row in rows]) for name in columns}
+    table["point"] = np.array([row["point"] for row in rows], dtype=object)  # text, also when empty
+    return pandas.DataFrame(table)
 
 
 def _column(values: list[Any]) -> Any:
@@ -782,10 +784,11 @@ def _to_view(table: pandas.DataFrame, manifest: Mapping[str, Any]) -> xarray.Dat
         array = np.full(shape, None, dtype=object)
         for cell, value in zip(cells, table[column].tolist()):
             array[cell] = None if _missing(value) else value
-        present = [value for value in array.flat if value is not None]
-        if len(present) == array.size and all(isinstance(value, (bool, np.bool_)) for value in present):
+        complete = all(value is not None for value in array.flat)
+        kind = table[column].dtype.kind  # b: bool or nullable boolean, i/u/f: numbers, O: text
+        if kind == "b" and complete:
             array = array.astype(bool)
-        elif all(isinstance(value, (int, float, np.number, bool, np.bool_)) for value in present):
+        elif kind in "biuf":
             array = np.array([math.nan if value is None else float(value) for value in array.flat]).reshape(shape)
         else:
             array = np.array(["" if value is None else str(value) for value in array.flat], dtype=object).reshape(shape)
