@@ -7,6 +7,7 @@ does not show), and a scheduler and a worker started as separate processes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -327,6 +328,36 @@ def test_cli_sweep_on_a_scheduler_started_as_a_separate_process(
             process.kill()
         for process in processes:
             process.wait(timeout=30)
+
+
+@pytest.mark.usefixtures("fake_sweep")
+def test_cli_progress_counts_points_done_and_failed(
+    tmp_path: pathlib.Path, clusters: dict[int, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tokenswarm.cli import sweep as sweep_cli
+
+    events: list[object] = []
+
+    class Bar:
+        def advance(self) -> None:
+            events.append("advance")
+
+        def update(self, *, description: str) -> None:
+            events.append(description)
+
+    @contextlib.contextmanager
+    def recording_bar(total, description):  # type: ignore[no-untyped-def]
+        events.append((total, description))
+        yield Bar()
+
+    monkeypatch.setattr(sweep_cli, "progress_bar", recording_bar)
+    monkeypatch.setenv(cli.EXTRA_EXPERIMENTS_ENV, ",".join(EXTRA))  # the workers register fake_sweep
+    address = clusters[1].scheduler.address  # type: ignore[attr-defined]
+    result = invoke("--grid", "a=0:2:1", "-p", "fail_at=1", "--scheduler", address, "--store", str(tmp_path / "s"))
+    assert result.exit_code == 1, result.output  # a point failed
+    assert events[0] == (3, f"sweep {NAME}") and events.count("advance") == 3
+    assert f"sweep {NAME} (1 failed)" in events
+    assert "2 completed, 0 skipped, 1 failed" in result.stdout and "FAILED a=1: RuntimeError: boom at a=1" in result.stdout
 
 
 def test_cli_sweep_unreachable_scheduler_exits_2(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -665,7 +665,8 @@ def build_table(store: str | os.PathLike[str]) -> pandas.DataFrame:
 
     Columns: ``point``, the grid axes (typed; list values as text), ``seed``, then every
     scalar metric as ``metrics.NAME`` and every claim as ``claims.NAME.passed`` (and
-    ``claims.NAME.measured`` when the measurement is a number), in order of first
+    ``claims.NAME.measured`` when the measurement is a number, ``claims.NAME.status`` when
+    the result records one), in order of first
     appearance. A metric missing at some point is a missing value there. Wall times are
     left out so that the table is a function of the grid alone.
     """
@@ -690,7 +691,9 @@ def build_table(store: str | os.PathLike[str]) -> pandas.DataFrame:
             name = str(claim.get("name"))
             seen[name] = seen.get(name, 0) + 1
             name = name if seen[name] == 1 else f"{name} ({seen[name]})"
-            row[f"claims.{name}.passed"] = claim.get("passed")
+            row[f"claims.{name}.passed"] = claim.get("passed")  # None: inconclusive
+            if isinstance(claim.get("status"), str):
+                row[f"claims.{name}.status"] = claim["status"]
             measured = claim.get("measured")
             if isinstance(measured, (int, float)) and not isinstance(measured, bool):
                 row[f"claims.{name}.measured"] = measured
