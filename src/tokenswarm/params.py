@@ -54,6 +54,7 @@ __all__ = [
     "ParamSpec",
     "param_specs",
     "parse_overrides",
+    "parse_grid_values",
     "parse_key_values",
     "describe",
     "format_value",
@@ -607,6 +608,45 @@ def parse_overrides(
         raise ParameterError(
             f"invalid parameters{context}: {error}; valid parameters: {describe(params_cls)}"
         ) from None
+
+
+def parse_grid_values(
+    params_cls: type, name: str, text: str, *, experiment: str | None = None
+) -> list[Any]:
+    """The values of one sweep axis ``--grid name=TEXT``, typed and range-checked.
+
+    For a scalar parameter ``TEXT`` is written like a list override (``1,2,4`` or a range
+    ``0.5:2:0.5``) and each element is parsed and checked exactly as ``-p name=element``
+    would be. For a list parameter the values are lists separated by ``;``
+    (``t=10,30;20,40``). Cross-field checks (``__post_init__``) are the caller's: they need
+    the whole point.
+
+    Raises:
+        ParameterError: unknown name, an empty or malformed list, a value of the wrong
+            type or out of range, or a value given twice.
+    """
+    specs = {spec.name: spec for spec in param_specs(params_cls)}
+    spec = specs.get(name)
+    context = f" for experiment '{experiment}'" if experiment else ""
+    if spec is None:
+        raise ParameterError(_unknown_message(name, context, list(specs.values())))
+    try:
+        if spec.is_sequence:
+            values = [_coerce(spec, item) for item in text.split(";")]
+        else:
+            values = _coerce(dataclasses.replace(spec, container=list, increasing=False), text)
+    except _InvalidValue as reason:
+        separator = "lists separated by ';'" if spec.is_sequence else "values separated by ',' or a range a:b:step"
+        raise ParameterError(
+            f"invalid grid {_quote(text)} for parameter '{name}'{context}: {reason}; "
+            f"expected {separator} of {spec.describe()}"
+        ) from None
+    for index, value in enumerate(values):
+        if value in values[:index]:
+            raise ParameterError(
+                f"grid {_quote(text)} for parameter '{name}'{context} gives {format_value(value)} twice; give each value once"
+            )
+    return values
 
 
 def _quote(raw: Any) -> str:

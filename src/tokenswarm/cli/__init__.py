@@ -1,4 +1,4 @@
-"""The ``tokenswarm`` command line: ``list``, ``run``, ``reproduce``, ``simulate``, ``bench``, ``probe``.
+"""The ``tokenswarm`` command line: ``list``, ``run``, ``reproduce``, ``simulate``, ``bench``, ``sweep``, ``probe``.
 
 Stream discipline: stdout carries only results (tables, the report path, or with
 ``--json`` exactly one JSON object); messages, warnings, progress bars and anything an
@@ -646,6 +646,35 @@ def bench_command(
         overrides = parse_key_values(param or [])
         code = bench.bench_command(target, overrides, json_output, device)
     raise typer.Exit(code or 0)
+
+
+@app.command("sweep")
+def sweep_command(
+    name: Annotated[str, typer.Argument(help="experiment name (see 'tokenswarm list').")],
+    store: Annotated[str, typer.Option(help="sweep store: sweep.json, points/ID/ run directories, metrics.parquet.")],
+    grid: Annotated[
+        list[str] | None,
+        typer.Option("--grid", help="grid axis KEY=V1,V2,... or KEY=START:STOP:STEP (repeatable; points are the product)."),
+    ] = None,
+    param: ParamOption = None,
+    quick: QuickOption = False,
+    seed: SeedOption = 0,
+    device: DeviceOption = "cpu",
+    dtype: DtypeOption = "float64",
+    workers: Annotated[int | None, typer.Option(help="local dask cluster of N worker processes (default: one per core).")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="address of a running dask scheduler, e.g. tcp://host:8786.")] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Run an experiment at every grid point on dask.distributed; re-running resumes it."""
+    from tokenswarm.cli import sweep  # imported on use: only this command needs dask
+
+    failures = _load_experiments(name)
+    with _usage_errors(failures):
+        code = sweep.sweep_command(
+            name, grid or [], param or [], store=store, quick=quick, seed=seed, device=device, dtype=dtype,
+            workers=workers, scheduler=scheduler, json_output=json_output, extra_modules=_extra_modules(os.environ),
+        )
+    raise typer.Exit(code)
 
 
 # --------------------------------------------------------------------------------------

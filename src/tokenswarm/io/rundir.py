@@ -39,6 +39,7 @@ Rules:
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import pathlib
@@ -352,15 +353,24 @@ class RunDirectory:
         handle_signals: install the SIGINT/SIGTERM handler (remove the partial directory,
             one line, exit 130/143) while building; the CLI installs it for the whole
             process anyway.
+        replace: replace a finished run in ``target``. With ``False`` (sweep points, which
+            two workers may build at once) the partial directory is renamed onto
+            ``target`` only if ``target`` is absent or empty, in one ``rename`` that fails
+            otherwise; a run that lost that race is discarded and :attr:`kept_existing`
+            is set, so a finished run is never written twice.
     """
 
-    def __init__(self, target: str | os.PathLike[str], *, handle_signals: bool = True) -> None:
+    def __init__(
+        self, target: str | os.PathLike[str], *, handle_signals: bool = True, replace: bool = True
+    ) -> None:
         self.requested = pathlib.Path(target)
         self.shown = printable(os.fspath(target))
         # the real location (as Result.save resolves it); a symlink to a run stays a symlink
         self.target = pathlib.Path(os.path.realpath(target))
         self.partial: pathlib.Path | None = None
         self.handle_signals = handle_signals
+        self.replace = replace
+        self.kept_existing = False
         self._previous_handlers: dict[int, Any] = {}
 
     def prepare(self) -> RunDirectory:
@@ -436,6 +446,9 @@ class RunDirectory:
             try:
                 entries = [child.name for child in partial.iterdir() if child.name != MARKER]
                 write_marker(partial, entries, merge=False)  # the run now lists what it holds
+                if not self.replace:
+                    self._commit_unless_taken(partial)
+                    return
                 _check_target(self.target, self.shown)  # nobody wrote into it meanwhile
                 retired = None
                 if self.target.exists():
@@ -461,6 +474,21 @@ class RunDirectory:
             except BaseException:
                 self._remove_partial()
                 raise
+
+
+    def _commit_unless_taken(self, partial: pathlib.Path) -> None:
+        """Rename ``partial`` onto the target unless a non-empty target exists (no swap)."""
+        try:
+            os.rename(partial, self.target)  # atomic; refuses a non-empty directory
+        except OSError as error:
+            if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+            self.kept_existing = True
+            self._remove_partial()
+            return
+        self.partial = None
+        _BUILDING.remove(self)
+        _COMPLETED.append(self.requested)
 
 
 def exit_on_interrupt(main: Any) -> None:
