@@ -56,6 +56,6 @@ def run_fake_sweep(params: SweepParams, context: RunContext) -> Result:
 
 
 def register_sweep_fakes() -> str:
-    register(NAME, title="Fake experiment for sweeps", reference="fake 0000.00000 §4",
+    register(NAME, title="Fake experiment for sweeps", reference="0000.00000 fake §4",
              params=SweepParams, quick={"b": 0.25})(run_fake_sweep)
     return NAME
