@@ -94,9 +94,25 @@ CLAIMS = ClaimSet()
 
 @CLAIMS.rule("particles follow the equiangular ODE", Ref("2312.10794", "Thm 6.8, eq. (6.9)/(6.10)"))
 def _follows_ode(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
-    bound = 1e-8 if _exact(p, run) else (1e-4 if p.solver != "authors" else 5e-2)
-    return less(summary(data, p)["max_deviation"], bound,
-                detail=f"max_t |rho_particles - rho_ODE| ({p.solver}, {run.dtype})")
+    return less(summary(data, p)["max_deviation"], _deviation_bound(p, run),
+                detail=f"max_t |rho_particles - rho_ODE| ({p.solver}, {run.dtype}); {_bound_reason(p, run)}")
+
+
+def _deviation_bound(p: Params, run: RunSettings) -> float:
+    """What the scheme can promise: ``5 h^order`` for a fixed step (measured constants at n = 16,
+    beta = 1, t <= 14 are at most 0.5 for every scheme), 1e-8 for dopri5 in float64; never below
+    1000 ulps of the precision."""
+    floor = 1e3 * float(np.finfo(run.dtype).eps)
+    if p.solver == "dopri5":
+        return max(1e-8 if run.dtype == "float64" else 1e-4, floor)
+    return max(5.0 * p.step ** solver_from_name(p.solver, p.step).order, floor)
+
+
+def _bound_reason(p: Params, run: RunSettings) -> str:
+    if p.solver == "dopri5":
+        return f"bound {_deviation_bound(p, run):.2g} for rtol {max(p.rtol, 10 * float(np.finfo(run.dtype).eps)):.2g}"
+    order = solver_from_name(p.solver, p.step).order
+    return f"bound 5 h^{order} = {_deviation_bound(p, run):.2g} (order {order} at step {p.step:g}, floor 1000 ulps)"
 
 
 @CLAIMS.rule("late slope of log(1 - rho)", Ref("2312.10794", "§6"), Ref("2512.01868", "§6: -2 (SA), -2e^beta (USA)"))
@@ -132,8 +148,11 @@ def run(p: Params, ctx: RunContext) -> Result:
     x0 = sample_equiangular(p.n, p.n, p.rho0, rotate=True, generator=ctx.generator(), dtype=ctx.dtype, device=ctx.device)
     field_ = Attention(p.beta, normalization=p.model)
     times = np.linspace(0.0, p.t_max, p.samples)
+    # a tolerance below the precision's resolution cannot be met: float32 with rtol = 1e-12
+    # would take ~200x the steps for nothing, so the tolerance is floored at 10 ulps
+    rtol = max(p.rtol, 10 * torch.finfo(ctx.dtype).eps)
     traj = integrate(
-        field_, x0, times, solver_from_name(p.solver, p.step, rtol=p.rtol, atol=p.rtol * 1e-2),
+        field_, x0, times, solver_from_name(p.solver, p.step, rtol=rtol, atol=rtol * 1e-2),
         observe=pair_statistics, progress=True,
     )
     stats = traj.states.double().cpu().numpy()
@@ -144,7 +163,7 @@ def run(p: Params, ctx: RunContext) -> Result:
             "rho": ("t", rho), "rho_ode": ("t", rho_ode), "one_minus_rho": ("t", gap), "spread": ("t", spread),
         },
         coords={"t": times},
-        attrs={"n": p.n, "beta": p.beta, "model": p.model},
+        attrs={"n": p.n, "beta": p.beta, "model": p.model, "rtol": rtol},
     )
     figure = line_plot(
         times, {"particles": gap}, xlabel="t", ylabel="1 - rho(t)", logy=True,
