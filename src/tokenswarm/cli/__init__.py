@@ -23,7 +23,7 @@ import sys
 import time
 import traceback
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Annotated, Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
 import typer
 import typer.core
@@ -31,7 +31,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from tokenswarm.experiments import ImportFailure, load_all, load_for, registry
+import tokenswarm
 from tokenswarm.io import rundir
 from tokenswarm.io.report import (
     ReportEntry,
@@ -39,10 +39,15 @@ from tokenswarm.io.report import (
     summarize,
     write_report,
 )
-from tokenswarm.io.results import Result, atomic_write_text
-from tokenswarm.params import UsageError, param_specs, parse_key_values
-from tokenswarm.runtime import budget
-from tokenswarm.runtime.progress import progress_bar
+from tokenswarm.io.results import atomic_write_text
+from tokenswarm.params import UsageError, parse_key_values
+from tokenswarm.runtime import budget, log
+
+if TYPE_CHECKING:
+    # torch-heavy: imported inside the commands that need them, so that --help, --version
+    # and list start in a fraction of the time torch takes to import
+    from tokenswarm.experiments import ImportFailure, registry
+    from tokenswarm.io.results import Result
 
 __all__ = ["app", "main", "EXTRA_EXPERIMENTS_ENV"]
 
@@ -83,20 +88,44 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"tokenswarm {tokenswarm.__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def global_options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", is_eager=True, callback=_print_version, help="Print the version and exit.", metavar=""),
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Only warnings and errors on stderr: no status lines or progress bars.", metavar="")
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also debugging detail on stderr.", metavar="")] = False,
+) -> None:
+    """Transformers as interacting particle systems on the sphere: run the papers' experiments."""
+    if quiet and verbose:
+        _usage_failure("--quiet and --verbose cannot be combined")
+    log.configure(log.QUIET if quiet else log.VERBOSE if verbose else log.NORMAL)
+
+
 DeviceOption = Annotated[str, typer.Option(help="torch device: cpu, cuda, cuda:N or mps.")]
 DtypeOption = Annotated[Literal["float32", "float64"], typer.Option(help="floating-point precision.")]
 SeedOption = Annotated[int, typer.Option(help="master seed (streams are derived from it).")]
-QuickOption = Annotated[bool, typer.Option("--quick", help="reduced sizes for a fast check.")]
-JsonOption = Annotated[bool, typer.Option("--json", help="print exactly one JSON object on stdout.")]
+QuickOption = Annotated[bool, typer.Option("--quick", help="reduced sizes for a fast check.", metavar="")]
+JsonOption = Annotated[bool, typer.Option("--json", help="print exactly one JSON object on stdout.", metavar="")]
 ForceOption = Annotated[
     bool,
-    typer.Option("--force", help="run even when the estimated memory or step count exceeds the limits."),
+    typer.Option("--force", help="run even when the estimated memory or step count exceeds the limits.", metavar=""),
 ]
 ParamOption = Annotated[
     list[str] | None,
     typer.Option(
         "-p",
         "--param",
+        metavar="KEY=VALUE",
         help="parameter override KEY=VALUE (repeatable); lists 1,2,3; ranges START:STOP:STEP.",
     ),
 ]
@@ -135,7 +164,7 @@ def _usage_errors(import_failures: Sequence[ImportFailure] = ()) -> Iterator[Non
         yield
     except UsageError as error:
         message = str(error)
-        if import_failures and isinstance(error, registry.UnknownExperimentError):
+        if import_failures and type(error).__name__ == "UnknownExperimentError":
             broken = "; ".join(failure.summary() for failure in import_failures)
             message += f" (note: some experiment modules failed to import: {broken})"
         _usage_failure(message)
@@ -183,11 +212,17 @@ def _load_experiments(name: str | None = None) -> list[ImportFailure]:
     printed to stderr instead of aborting: ``reproduce`` turns them into error rows and
     ``run`` mentions them if the requested name turns out to be unknown.
     """
+    from tokenswarm.experiments import load_all, load_for
+
     extra = _extra_modules(os.environ)
     failures = load_all(extra, strict=False) if name is None else load_for(name, extra, strict=False)
+    _report_import_failures(failures)
+    return failures
+
+
+def _report_import_failures(failures: Sequence[ImportFailure]) -> None:
     for failure in failures:
         _print_error(f"experiment module failed to import: {failure.summary()}")
-    return failures
 
 
 def _print_traceback(context: str) -> None:
@@ -202,19 +237,21 @@ def _print_traceback(context: str) -> None:
 
 @app.command("list")
 def list_command(
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="also list every parameter.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="also list every parameter.", metavar="")] = False,
 ) -> None:
     """List the experiments, one line each, with their paper reference."""
-    _load_experiments()
-    experiments = [registry.get(name) for name in registry.names()]
+    from tokenswarm.experiments import catalog  # reads an index: no torch
+
+    experiments, failures = catalog.listing(_extra_modules(os.environ))
+    _report_import_failures(failures)
     if not experiments:
-        print("no experiments are registered", file=sys.stderr)
+        log.logger.warning("no experiments are registered")
         return
     width = max(len(experiment.name) for experiment in experiments)
     for experiment in experiments:
         print(f"{experiment.name:<{width}}  {experiment.title}  [{experiment.reference}]")
         if verbose:
-            for spec in param_specs(experiment.params):
+            for spec in experiment.specs:
                 help_text = f" -- {spec.help}" if spec.help else ""
                 quick = experiment.quick.get(spec.name)
                 quick_text = f" (quick: {format_for_display(quick)})" if spec.name in experiment.quick else ""
@@ -227,21 +264,34 @@ def list_command(
 
 
 def _print_experiment_parameters(experiment: registry.Experiment) -> None:
-    table = Table(title=f"{experiment.name}: {experiment.title} [{experiment.reference}]", title_justify="left")
-    for column in ("parameter", "type", "range", "default", "quick", "help"):
-        # fold, not ellipsis: a long choice list must stay readable when the table wraps
-        table.add_column(column, overflow="fold")
+    """One entry per parameter, wrapped between words to the terminal's width (a table
+    of six columns would break names and choice lists mid-word at 80 columns)."""
+    import shutil
+
+    from tokenswarm.params import param_specs
+
+    width = max(shutil.get_terminal_size().columns, 40)
+    lines = [f"{experiment.name}: {experiment.title} [{experiment.reference}]"]
+    lines.append("parameters (-p KEY=VALUE; --quick applies the quick values):")
     for spec in param_specs(experiment.params):
-        quick = format_for_display(experiment.quick[spec.name]) if spec.name in experiment.quick else ""
-        table.add_row(
-            spec.name,
-            spec.type_text(),
-            spec.constraint_text(),
-            format_for_display(spec.default),
-            quick,
-            spec.help,
-        )
-    _stdout().print(table)
+        details = [spec.type_text()]
+        if constraints := spec.constraint_text():
+            details.append(constraints)
+        details.append(f"default {format_for_display(spec.default)}")
+        if spec.name in experiment.quick:
+            details.append(f"quick {format_for_display(experiment.quick[spec.name])}")
+        lines.append(_wrap(f"{spec.name}: {'; '.join(details)}", width, "  ", "      "))
+        if spec.help:
+            lines.append(_wrap(spec.help, width, "      ", "      "))
+    print("\n".join(lines))
+
+
+def _wrap(text: str, width: int, first: str, rest: str) -> str:
+    import textwrap
+
+    return textwrap.fill(
+        text, width, initial_indent=first, subsequent_indent=rest, break_long_words=False, break_on_hyphens=False
+    )
 
 
 @app.command("run", context_settings={"help_option_names": []})
@@ -257,10 +307,13 @@ def run_command(
     json_output: JsonOption = False,
     force: ForceOption = False,
     show_help: Annotated[
-        bool, typer.Option("--help", "-h", help="show this message (and NAME's parameters) and exit.")
+        bool, typer.Option("--help", "-h", help="show this message (and NAME's parameters) and exit.", metavar="")
     ] = False,
 ) -> None:
     """Run one experiment and write result.json, data.zarr and figures to its output directory."""
+    from tokenswarm.experiments import registry
+    from tokenswarm.runtime.progress import progress_bar
+
     failures = _load_experiments(name)
     if show_help:
         # A custom --help: the built-in one is eager and exits before NAME is known,
@@ -357,6 +410,9 @@ def reproduce_command(
     An experiment that raises is recorded as an error (exit code 1) and the others still
     run; failed claims are reported but do not change the exit code.
     """
+    from tokenswarm.experiments import registry
+    from tokenswarm.runtime.progress import progress_bar
+
     failures = _load_experiments()
     with _usage_errors(failures):
         registry.parse_device(device)
@@ -380,7 +436,7 @@ def reproduce_command(
     try:
         with stage as report_dir, budget.forced(force), progress_bar(len(selected), "reproduce") as bar:
             for index, name in enumerate(selected, start=1):
-                print(f"[{index}/{len(selected)}] {name}", file=sys.stderr)
+                log.logger.info("[%d/%d] %s", index, len(selected), name)
                 bar.update(description=f"reproduce: {name}")
                 entries.append(_reproduce_one(name, report_dir, quick=quick, seed=seed, device=device, dtype=dtype))
                 bar.advance()
@@ -407,6 +463,8 @@ def reproduce_command(
 
 
 def _reproduce_one(name: str, report_dir: pathlib.Path, **settings: Any) -> ReportEntry:
+    from tokenswarm.experiments import registry
+
     experiment = registry.get(name)
     out_dir = report_dir / name
     start = time.perf_counter()
@@ -569,7 +627,7 @@ def probe_command(
         pathlib.Path | None, typer.Option("--file", "-f", help="UTF-8 file, one text per non-empty line.")
     ] = None,
     allow_pickle: Annotated[
-        bool, typer.Option("--allow-pickle", help="also load pickle checkpoints (pytorch_model.bin...); they can run code.")
+        bool, typer.Option("--allow-pickle", help="also load pickle checkpoints (pytorch_model.bin...); they can run code.", metavar="")
     ] = False,
     out: Annotated[
         pathlib.Path | None, typer.Option(help="save hidden states and attentions (probe.safetensors + probe.json) here.")
@@ -583,6 +641,7 @@ def probe_command(
     unsafe model directories exit with code 2 and a one-line message.
     """
     from tokenswarm import probe  # imported on use: only this command needs it
+    from tokenswarm.experiments import registry
 
     with _usage_errors():
         registry.parse_device(device)

@@ -44,8 +44,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 if TYPE_CHECKING:  # heavy imports only where they are used
     import matplotlib.figure
     import xarray
@@ -288,10 +286,12 @@ def to_jsonable(value: Any, path: str = "$") -> Any:
         return int(value)
     if isinstance(value, float):
         return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.generic):
-        return to_jsonable(value.item(), path)
-    if isinstance(value, np.ndarray):
-        return to_jsonable(value.tolist(), path)
+    np = sys.modules.get("numpy")  # like torch below: a numpy value implies numpy is imported
+    if np is not None:
+        if isinstance(value, np.generic):
+            return to_jsonable(value.item(), path)
+        if isinstance(value, np.ndarray):
+            return to_jsonable(value.tolist(), path)
     torch = sys.modules.get("torch")  # a torch value implies torch is already imported
     if torch is not None:
         if isinstance(value, torch.Tensor):
