@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from tokenswarm.io.results import Result, to_jsonable
+from tokenswarm.io.results import Result, to_jsonable, utc_timestamp
 from tokenswarm.params import (
     ParameterError,
     UsageError,
@@ -374,6 +374,7 @@ def run_experiment(
     result.experiment = name
     result.params = _complete_params(params, result.params, context)
     result.seconds = seconds
+    result.timestamp = utc_timestamp()
     outputs = result.save(context.out_dir) if save else []
     return result, outputs
 
