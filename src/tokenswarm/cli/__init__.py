@@ -46,7 +46,7 @@ from tokenswarm.runtime import budget, log
 if TYPE_CHECKING:
     # torch-heavy: imported inside the commands that need them, so that --help, --version
     # and list start in a fraction of the time torch takes to import
-    from tokenswarm.experiments import ImportFailure, registry
+    from tokenswarm.experiments import ImportFailure, catalog
     from tokenswarm.io.results import Result
 
 __all__ = ["app", "main", "EXTRA_EXPERIMENTS_ENV"]
@@ -172,16 +172,19 @@ def _usage_errors(import_failures: Sequence[ImportFailure] = ()) -> Iterator[Non
 
 @contextlib.contextmanager
 def _resource_errors() -> Iterator[None]:
-    """A run refused by its resource estimate, out of memory anyway, or numerically out of
-    its range (a non-finite state): one line, exit 2.
+    """A run refused by its resource estimate, out of memory anyway, numerically out of
+    its range (a non-finite state) or needing an optional package that is not installed:
+    one line, exit 2.
 
     The estimates (:mod:`tokenswarm.runtime.budget`) refuse before allocating; an allocation that
     still fails (an estimate that was too low) is reported the same way rather than as a
     traceback, since the remedy is the user's: a smaller size.
     """
+    from tokenswarm.runtime.optional import MissingDependencyError
+
     try:
         yield
-    except budget.ResourceLimitError as error:
+    except (budget.ResourceLimitError, MissingDependencyError) as error:
         _usage_failure(str(error))
     except FloatingPointError as error:
         # Non-finite states (NonFiniteStateError) or a numerical scheme leaving its domain:
@@ -263,17 +266,31 @@ def list_command(
 # --------------------------------------------------------------------------------------
 
 
-def _print_experiment_parameters(experiment: registry.Experiment) -> None:
+def _find_listed(name: str) -> catalog.ExperimentInfo:
+    from tokenswarm.experiments import catalog
+
+    experiments, failures = catalog.listing(_extra_modules(os.environ))
+    _report_import_failures(failures)
+    for experiment in experiments:
+        if experiment.name == name:
+            return experiment
+    from tokenswarm.experiments import registry
+
+    failures = _load_experiments(name)  # then the registry's message names every valid experiment
+    with _usage_errors(failures):
+        registry.get(name)
+    raise AssertionError(f"experiment {name!r} is registered but not listed")  # pragma: no cover
+
+
+def _print_experiment_parameters(experiment: catalog.ExperimentInfo) -> None:
     """One entry per parameter, wrapped between words to the terminal's width (a table
     of six columns would break names and choice lists mid-word at 80 columns)."""
     import shutil
 
-    from tokenswarm.params import param_specs
-
     width = max(shutil.get_terminal_size().columns, 40)
     lines = [f"{experiment.name}: {experiment.title} [{experiment.reference}]"]
     lines.append("parameters (-p KEY=VALUE; --quick applies the quick values):")
-    for spec in param_specs(experiment.params):
+    for spec in experiment.specs:
         details = [spec.type_text()]
         if constraints := spec.constraint_text():
             details.append(constraints)
@@ -311,18 +328,17 @@ def run_command(
     ] = False,
 ) -> None:
     """Run one experiment and write result.json, data.zarr and figures to its output directory."""
+    if show_help:
+        # A custom --help: the built-in one is eager and exits before NAME is known,
+        # but the useful help for `run NAME` is NAME's parameters (from the catalog: no torch).
+        print(context.get_help())
+        if name is not None:
+            _print_experiment_parameters(_find_listed(name))
+        raise typer.Exit(0)
     from tokenswarm.experiments import registry
     from tokenswarm.runtime.progress import progress_bar
 
     failures = _load_experiments(name)
-    if show_help:
-        # A custom --help: the built-in one is eager and exits before NAME is known,
-        # but the useful help for `run NAME` is NAME's parameter table.
-        print(context.get_help())
-        if name is not None:
-            with _usage_errors(failures):
-                _print_experiment_parameters(registry.get(name))
-        raise typer.Exit(0)
     if name is None:
         _usage_failure(
             "missing experiment name; valid experiments: "
