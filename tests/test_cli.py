@@ -29,7 +29,7 @@ from tokenswarm.io.results import Result
 from tokenswarm.params import UsageError
 
 TESTS_DIR = pathlib.Path(__file__).parent
-REQUIRED_KEYS = {"experiment", "params", "metrics", "claims", "outputs", "seconds"}
+REQUIRED_KEYS = {"experiment", "params", "metrics", "claims", "outputs", "seconds", "versions", "timestamp", "machine"}
 CLAIM_KEYS = {"name", "reference", "measured", "expected", "passed", "detail", "status", "paper", "where", "refs"}
 
 

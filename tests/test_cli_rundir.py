@@ -307,7 +307,7 @@ def test_run_replaces_a_finished_run_and_reports_final_paths(finished_run: pathl
     assert not (target / "older.png").exists()
     assert_consistent_run(target, seed=2)
     summary = json.loads(result.stdout)
-    assert set(summary) == {"experiment", "params", "metrics", "claims", "outputs", "seconds"}
+    assert set(summary) == {"experiment", "params", "metrics", "claims", "outputs", "seconds", "versions", "timestamp", "machine"}
     assert all(pathlib.Path(path).is_relative_to(target) and pathlib.Path(path).exists() for path in summary["outputs"])
     assert leftovers(tmp_path, "run") == []
 

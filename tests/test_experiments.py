@@ -19,7 +19,7 @@ import pytest
 from tokenswarm import theory
 from tokenswarm.experiments import get, load_all, names, run_experiment
 from tokenswarm.io.check import check_run
-from tokenswarm.io.results import load_result
+from tokenswarm.io.results import load_data, load_result
 
 load_all()
 ALL = names()
@@ -62,6 +62,23 @@ def test_quick_experiment_passes_its_claims(name, tmp_path):
     assert all(claim.refs for claim in result.claims), f"{name}: a claim cites no paper"
     if get(name).claims is not None:
         assert check_run(tmp_path / name).agree, f"{name}: claims re-derived from data.zarr differ from result.json"
+    _assert_self_described(tmp_path / name, saved)
+
+
+PROVENANCE = {"experiment", "tokenswarm_version", "torch_version", "python_version", "parameters", "seed",
+              "command_line", "timestamp"}
+
+
+def _assert_self_described(out_dir, saved):
+    """The data behind the run is saved with its provenance and CF attributes (issue 13 §3)."""
+    data = load_data(out_dir)
+    assert data is not None, "the run saved no data.zarr"
+    assert PROVENANCE <= set(data.attrs)
+    assert json.loads(data.attrs["parameters"]) == saved["params"] and data.attrs["seed"] == saved["params"]["seed"]
+    undescribed = [name for name, variable in data.variables.items()
+                   if not variable.attrs.get("units") or not variable.attrs.get("long_name")]
+    assert not undescribed, f"variables without units or long_name: {undescribed}"
+    assert set(saved["machine"]) >= {"cores", "device", "platform"} and saved["versions"]["torch"]
 
 
 # Regression: the quick runs give the numbers they gave before the second round's changes
@@ -155,7 +172,7 @@ def test_cli_json_contract_on_a_real_experiment(tmp_path):
     )
     assert process.returncode == 0, process.stderr
     summary = json.loads(process.stdout)
-    assert set(summary) >= {"experiment", "params", "metrics", "claims", "outputs", "seconds"}
+    assert set(summary) >= {"experiment", "params", "metrics", "claims", "outputs", "seconds", "versions", "timestamp", "machine"}
     assert summary["params"]["n"] == [4, 16]
     assert len(summary["metrics"]["cosine"]) == 2
     for claim in summary["claims"]:

@@ -28,7 +28,7 @@ from tokenswarm.io.results import (
     to_jsonable,
 )
 
-REQUIRED_KEYS = {"experiment", "params", "metrics", "claims", "outputs", "seconds"}
+REQUIRED_KEYS = {"experiment", "params", "metrics", "claims", "outputs", "seconds", "versions", "timestamp", "machine"}
 CLAIM_KEYS = {"name", "reference", "measured", "expected", "passed", "detail", "status", "paper", "where", "refs"}
 
 

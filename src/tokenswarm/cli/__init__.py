@@ -23,7 +23,7 @@ import sys
 import time
 import traceback
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Annotated, Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
 import typer
 import typer.core
@@ -31,7 +31,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from tokenswarm.experiments import ImportFailure, load_all, load_for, registry
+import tokenswarm
 from tokenswarm.io import rundir
 from tokenswarm.io.report import (
     ReportEntry,
@@ -39,11 +39,15 @@ from tokenswarm.io.report import (
     summarize,
     write_report,
 )
-from tokenswarm.io.refs import PAPER_ID
-from tokenswarm.io.results import Result, atomic_write_text
-from tokenswarm.params import UsageError, param_specs, parse_key_values
-from tokenswarm.runtime import budget
-from tokenswarm.runtime.progress import progress_bar
+from tokenswarm.io.results import atomic_write_text
+from tokenswarm.params import UsageError, parse_key_values
+from tokenswarm.runtime import budget, log
+
+if TYPE_CHECKING:
+    # torch-heavy: imported inside the commands that need them, so that --help, --version
+    # and list start in a fraction of the time torch takes to import
+    from tokenswarm.experiments import ImportFailure, catalog
+    from tokenswarm.io.results import Result
 
 __all__ = ["app", "main", "EXTRA_EXPERIMENTS_ENV"]
 
@@ -82,22 +86,47 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
+    rich_markup_mode=None,
 )
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"tokenswarm {tokenswarm.__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def global_options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", is_eager=True, callback=_print_version, help="Print the version and exit.", metavar=""),
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Only warnings and errors on stderr: no status lines or progress bars.", metavar="")
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also debugging detail on stderr.", metavar="")] = False,
+) -> None:
+    """Transformers as interacting particle systems on the sphere: run the papers' experiments."""
+    if quiet and verbose:
+        _usage_failure("--quiet and --verbose cannot be combined")
+    log.configure(log.QUIET if quiet else log.VERBOSE if verbose else log.NORMAL)
+
 
 DeviceOption = Annotated[str, typer.Option(help="torch device: cpu, cuda, cuda:N or mps.")]
 DtypeOption = Annotated[Literal["float32", "float64"], typer.Option(help="floating-point precision.")]
 SeedOption = Annotated[int, typer.Option(help="master seed (streams are derived from it).")]
-QuickOption = Annotated[bool, typer.Option("--quick", help="reduced sizes for a fast check.")]
-JsonOption = Annotated[bool, typer.Option("--json", help="print exactly one JSON object on stdout.")]
+QuickOption = Annotated[bool, typer.Option("--quick", help="reduced sizes for a fast check.", metavar="")]
+JsonOption = Annotated[bool, typer.Option("--json", help="print exactly one JSON object on stdout.", metavar="")]
 ForceOption = Annotated[
     bool,
-    typer.Option("--force", help="run even when the estimated memory or step count exceeds the limits."),
+    typer.Option("--force", help="run even when the estimated memory or step count exceeds the limits.", metavar=""),
 ]
 ParamOption = Annotated[
     list[str] | None,
     typer.Option(
         "-p",
         "--param",
+        metavar="KEY=VALUE",
         help="parameter override KEY=VALUE (repeatable); lists 1,2,3; ranges START:STOP:STEP.",
     ),
 ]
@@ -136,7 +165,7 @@ def _usage_errors(import_failures: Sequence[ImportFailure] = ()) -> Iterator[Non
         yield
     except UsageError as error:
         message = str(error)
-        if import_failures and isinstance(error, registry.UnknownExperimentError):
+        if import_failures and type(error).__name__ == "UnknownExperimentError":
             broken = "; ".join(failure.summary() for failure in import_failures)
             message += f" (note: some experiment modules failed to import: {broken})"
         _usage_failure(message)
@@ -144,16 +173,19 @@ def _usage_errors(import_failures: Sequence[ImportFailure] = ()) -> Iterator[Non
 
 @contextlib.contextmanager
 def _resource_errors() -> Iterator[None]:
-    """A run refused by its resource estimate, out of memory anyway, or numerically out of
-    its range (a non-finite state): one line, exit 2.
+    """A run refused by its resource estimate, out of memory anyway, numerically out of
+    its range (a non-finite state) or needing an optional package that is not installed:
+    one line, exit 2.
 
     The estimates (:mod:`tokenswarm.runtime.budget`) refuse before allocating; an allocation that
     still fails (an estimate that was too low) is reported the same way rather than as a
     traceback, since the remedy is the user's: a smaller size.
     """
+    from tokenswarm.runtime.optional import MissingDependencyError
+
     try:
         yield
-    except budget.ResourceLimitError as error:
+    except (budget.ResourceLimitError, MissingDependencyError) as error:
         _usage_failure(str(error))
     except FloatingPointError as error:
         # Non-finite states (NonFiniteStateError) or a numerical scheme leaving its domain:
@@ -184,11 +216,17 @@ def _load_experiments(name: str | None = None) -> list[ImportFailure]:
     printed to stderr instead of aborting: ``reproduce`` turns them into error rows and
     ``run`` mentions them if the requested name turns out to be unknown.
     """
+    from tokenswarm.experiments import load_all, load_for
+
     extra = _extra_modules(os.environ)
     failures = load_all(extra, strict=False) if name is None else load_for(name, extra, strict=False)
+    _report_import_failures(failures)
+    return failures
+
+
+def _report_import_failures(failures: Sequence[ImportFailure]) -> None:
     for failure in failures:
         _print_error(f"experiment module failed to import: {failure.summary()}")
-    return failures
 
 
 def _print_traceback(context: str) -> None:
@@ -209,16 +247,41 @@ PaperOption = Annotated[
 
 @app.command("list")
 def list_command(
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="also list every parameter and claim.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="also list every parameter and claim.", metavar="")] = False,
     paper: PaperOption = None,
     json_output: JsonOption = False,
-    markdown: Annotated[bool, typer.Option("--markdown", help="print the README's experiments table.")] = False,
+    markdown: Annotated[bool, typer.Option("--markdown", help="print the README's experiments table.", metavar="")] = False,
 ) -> None:
     """List the experiments, one line each, with their paper reference.
 
     With --paper ID, only the experiments citing that paper and the claims they check for it.
     With --json, one JSON list of experiments, each with its papers and claims.
     """
+    if paper is not None or json_output or markdown:
+        _list_with_claims(verbose=verbose, paper=paper, json_output=json_output, markdown=markdown)
+        return
+    from tokenswarm.experiments import catalog  # reads an index: no torch
+
+    experiments, failures = catalog.listing(_extra_modules(os.environ))
+    _report_import_failures(failures)
+    if not experiments:
+        log.logger.warning("no experiments are registered")
+        return
+    width = max(len(experiment.name) for experiment in experiments)
+    for experiment in experiments:
+        print(f"{experiment.name:<{width}}  {experiment.title}  [{experiment.reference}]")
+        if verbose:
+            for spec in experiment.specs:
+                help_text = f" -- {spec.help}" if spec.help else ""
+                quick_text = f" (quick: {format_for_display(experiment.quick[spec.name])})" if spec.name in experiment.quick else ""
+                print(f"{'':<{width}}    {spec.describe()}{quick_text}{help_text}")
+
+
+def _list_with_claims(*, verbose: bool, paper: str | None, json_output: bool, markdown: bool) -> None:
+    """``list`` with claims (--paper, --json, --markdown): imports every experiment module."""
+    from tokenswarm.experiments import registry
+    from tokenswarm.io.refs import PAPER_ID
+
     _load_experiments()
     experiments = [registry.get(name) for name in registry.names()]
     if paper is not None:
@@ -234,22 +297,16 @@ def list_command(
         sys.stdout.write(json.dumps(listed, ensure_ascii=False) + "\n")
         return
     if not experiments:
-        print("no experiments are registered" if paper is None else f"no experiment cites {paper}", file=sys.stderr)
+        log.logger.warning("no experiments are registered" if paper is None else f"no experiment cites {paper}")
         return
     width = max(len(experiment.name) for experiment in experiments)
     for experiment, listing in zip(experiments, listed):
         print(f"{experiment.name:<{width}}  {experiment.title}  [{experiment.reference}]")
-        if verbose:
-            for spec in param_specs(experiment.params):
-                help_text = f" -- {spec.help}" if spec.help else ""
-                quick_text = f" (quick: {format_for_display(experiment.quick[spec.name])})" if spec.name in experiment.quick else ""
-                print(f"{'':<{width}}    {spec.describe()}{quick_text}{help_text}")
-        if verbose or paper is not None:
-            for claim in listing["claims"]:
-                print(f"{'':<{width}}    claim: {claim['name']}  [{claim['reference']}]")
+        for claim in listing["claims"]:
+            print(f"{'':<{width}}    claim: {claim['name']}  [{claim['reference']}]")
 
 
-def _experiment_listing(experiment: registry.Experiment, paper: str | None) -> dict[str, Any]:
+def _experiment_listing(experiment: Any, paper: str | None) -> dict[str, Any]:
     """An experiment for ``list --json``: name, title, references and the claims it checks."""
     rules = experiment.claims.rules if experiment.claims is not None else []
     if paper is not None:
@@ -281,6 +338,8 @@ def robustness_command(
     refused (an unsupported combination, with its reason) or raised. Exit 1 if any run raised.
     """
     from tokenswarm import robustness  # imported on use: only this command needs it
+    from tokenswarm.experiments import registry
+    from tokenswarm.runtime.progress import progress_bar
 
     _load_experiments()
     with _usage_errors([]):
@@ -345,22 +404,49 @@ def check_command(
 # --------------------------------------------------------------------------------------
 
 
-def _print_experiment_parameters(experiment: registry.Experiment) -> None:
-    table = Table(title=f"{experiment.name}: {experiment.title} [{experiment.reference}]", title_justify="left")
-    for column in ("parameter", "type", "range", "default", "quick", "help"):
-        # fold, not ellipsis: a long choice list must stay readable when the table wraps
-        table.add_column(column, overflow="fold")
-    for spec in param_specs(experiment.params):
-        quick = format_for_display(experiment.quick[spec.name]) if spec.name in experiment.quick else ""
-        table.add_row(
-            spec.name,
-            spec.type_text(),
-            spec.constraint_text(),
-            format_for_display(spec.default),
-            quick,
-            spec.help,
-        )
-    _stdout().print(table)
+def _find_listed(name: str) -> catalog.ExperimentInfo:
+    from tokenswarm.experiments import catalog
+
+    experiments, failures = catalog.listing(_extra_modules(os.environ))
+    _report_import_failures(failures)
+    for experiment in experiments:
+        if experiment.name == name:
+            return experiment
+    from tokenswarm.experiments import registry
+
+    failures = _load_experiments(name)  # then the registry's message names every valid experiment
+    with _usage_errors(failures):
+        registry.get(name)
+    raise AssertionError(f"experiment {name!r} is registered but not listed")  # pragma: no cover
+
+
+def _print_experiment_parameters(experiment: catalog.ExperimentInfo) -> None:
+    """One entry per parameter, wrapped between words to the terminal's width (a table
+    of six columns would break names and choice lists mid-word at 80 columns)."""
+    import shutil
+
+    width = max(shutil.get_terminal_size().columns, 40)
+    lines = [f"{experiment.name}: {experiment.title} [{experiment.reference}]"]
+    lines.append("parameters (-p KEY=VALUE; --quick applies the quick values):")
+    for spec in experiment.specs:
+        details = [spec.type_text()]
+        if constraints := spec.constraint_text():
+            details.append(constraints)
+        details.append(f"default {format_for_display(spec.default)}")
+        if spec.name in experiment.quick:
+            details.append(f"quick {format_for_display(experiment.quick[spec.name])}")
+        lines.append(_wrap(f"{spec.name}: {'; '.join(details)}", width, "  ", "      "))
+        if spec.help:
+            lines.append(_wrap(spec.help, width, "      ", "      "))
+    print("\n".join(lines))
+
+
+def _wrap(text: str, width: int, first: str, rest: str) -> str:
+    import textwrap
+
+    return textwrap.fill(
+        text, width, initial_indent=first, subsequent_indent=rest, break_long_words=False, break_on_hyphens=False
+    )
 
 
 @app.command("run", context_settings={"help_option_names": []})
@@ -376,19 +462,21 @@ def run_command(
     json_output: JsonOption = False,
     force: ForceOption = False,
     show_help: Annotated[
-        bool, typer.Option("--help", "-h", help="show this message (and NAME's parameters) and exit.")
+        bool, typer.Option("--help", "-h", help="show this message (and NAME's parameters) and exit.", metavar="")
     ] = False,
 ) -> None:
     """Run one experiment and write result.json, data.zarr and figures to its output directory."""
-    failures = _load_experiments(name)
     if show_help:
         # A custom --help: the built-in one is eager and exits before NAME is known,
-        # but the useful help for `run NAME` is NAME's parameter table.
+        # but the useful help for `run NAME` is NAME's parameters (from the catalog: no torch).
         print(context.get_help())
         if name is not None:
-            with _usage_errors(failures):
-                _print_experiment_parameters(registry.get(name))
+            _print_experiment_parameters(_find_listed(name))
         raise typer.Exit(0)
+    from tokenswarm.experiments import registry
+    from tokenswarm.runtime.progress import progress_bar
+
+    failures = _load_experiments(name)
     if name is None:
         _usage_failure(
             "missing experiment name; valid experiments: "
@@ -493,6 +581,9 @@ def reproduce_command(
     An experiment that raises is recorded as an error (exit code 1) and the others still
     run; failed claims are reported but do not change the exit code.
     """
+    from tokenswarm.experiments import registry
+    from tokenswarm.runtime.progress import progress_bar
+
     failures = _load_experiments()
     with _usage_errors(failures):
         registry.parse_device(device)
@@ -516,7 +607,7 @@ def reproduce_command(
     try:
         with stage as report_dir, budget.forced(force), progress_bar(len(selected), "reproduce") as bar:
             for index, name in enumerate(selected, start=1):
-                print(f"[{index}/{len(selected)}] {name}", file=sys.stderr)
+                log.logger.info("[%d/%d] %s", index, len(selected), name)
                 bar.update(description=f"reproduce: {name}")
                 entries.append(_reproduce_one(name, report_dir, quick=quick, seed=seed, device=device, dtype=dtype))
                 bar.advance()
@@ -544,6 +635,8 @@ def reproduce_command(
 
 
 def _reproduce_one(name: str, report_dir: pathlib.Path, **settings: Any) -> ReportEntry:
+    from tokenswarm.experiments import registry
+
     experiment = registry.get(name)
     out_dir = report_dir / name
     start = time.perf_counter()
@@ -735,7 +828,7 @@ def probe_command(
         pathlib.Path | None, typer.Option("--file", "-f", help="UTF-8 file, one text per non-empty line.")
     ] = None,
     allow_pickle: Annotated[
-        bool, typer.Option("--allow-pickle", help="also load pickle checkpoints (pytorch_model.bin...); they can run code.")
+        bool, typer.Option("--allow-pickle", help="also load pickle checkpoints (pytorch_model.bin...); they can run code.", metavar="")
     ] = False,
     out: Annotated[
         pathlib.Path | None, typer.Option(help="save hidden states and attentions (probe.safetensors + probe.json) here.")
@@ -749,6 +842,7 @@ def probe_command(
     unsafe model directories exit with code 2 and a one-line message.
     """
     from tokenswarm import probe  # imported on use: only this command needs it
+    from tokenswarm.experiments import registry
 
     with _usage_errors():
         registry.parse_device(device)

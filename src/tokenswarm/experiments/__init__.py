@@ -3,6 +3,9 @@
 Add an experiment by creating ``tokenswarm/experiments/<name>.py`` that decorates its
 ``run`` function with :func:`register`; :func:`load_all` imports every module of this
 package (except the registry and ``_private`` modules), so no list needs updating.
+
+The registry's names are re-exported lazily (PEP 562): importing this package, or
+:mod:`tokenswarm.experiments.catalog` for ``tokenswarm list``, does not import torch.
 """
 
 from __future__ import annotations
@@ -12,18 +15,12 @@ import pkgutil
 import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from tokenswarm.experiments.registry import (
-    EXPERIMENTS,
-    Experiment,
-    RunContext,
-    UnknownExperimentError,
-    get,
-    names,
-    register,
-    run_experiment,
-    unregister,
-)
+_FROM_REGISTRY = frozenset({
+    "EXPERIMENTS", "Experiment", "RunContext", "UnknownExperimentError", "get", "names", "register",
+    "run_experiment", "unregister",
+})
 
 __all__ = [
     "EXPERIMENTS",
@@ -42,7 +39,13 @@ __all__ = [
     "unregister",
 ]
 
-_NOT_EXPERIMENTS = frozenset({"registry"})
+_NOT_EXPERIMENTS = frozenset({"registry", "catalog"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM_REGISTRY:
+        return getattr(importlib.import_module(f"{__name__}.registry"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class ExperimentImportError(ImportError):
@@ -104,6 +107,8 @@ def load_for(name: str, extra_modules: Iterable[str] = (), *, strict: bool = Tru
     """
     candidate = f"{__name__}.{name.replace('-', '_')}"
     first = [*extra_modules, *([candidate] if candidate in experiment_modules() else [])]
+    from tokenswarm.experiments.registry import EXPERIMENTS
+
     failures = _import_modules(first, strict=strict)
     if name in EXPERIMENTS:
         return failures

@@ -356,6 +356,10 @@ def _run(p: Params, ctx: RunContext) -> Result:
         coords={"layer": np.arange(len(eval_layers["vit"])), "epsilon": eps, "example": np.arange(n_eval)},
         attrs={"units": "nats", "noise_std": p.noise_std},
     )
+    for m in mi:
+        for e in ESTIMATORS:
+            data[f"{m}_{e}"].attrs.update(long_name=f"{m}: mutual information estimate {e}", units="nat")
+            data[f"{m}_{e}_se"].attrs.update(long_name=f"{m}: standard error of {e}", units="nat")
     figure = _figure(mi, gradients, perturbation, eps.tolist(), log_n, h_y)
     return Result(experiment="information-flow", params={"dtype_used": "float32"}, metrics=metrics, claims=claims,
                   data=data, figures={"information_flow": figure})

@@ -62,7 +62,9 @@ def run(p: Params, ctx: RunContext) -> Result:
         theta_angles = ode.y.T
         differences[beta] = float(np.abs(_wrap(theta_cartesian - theta_angles)).max())
         orders[beta] = kuramoto_order(torch.as_tensor(x)).numpy()
-        data[f"theta_beta_{beta:g}"] = (("t", "token"), theta_cartesian)
+        data[f"order_beta_{beta:g}"] = ("t", orders[beta], {"long_name": f"order parameter, beta = {beta:g}", "units": "1"})
+        data[f"theta_beta_{beta:g}"] = (("t", "token"), theta_cartesian,
+                                        {"long_name": f"token angle, beta = {beta:g}", "units": "rad"})
     worst = max(differences.values())
     tolerance = 1e-7 if ctx.dtype == torch.float64 else 1e-3
     claims = [claim_less(

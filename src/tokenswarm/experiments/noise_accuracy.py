@@ -105,6 +105,7 @@ from tokenswarm.experiments.registry import RunContext, register
 from tokenswarm.io.results import Result, check
 from tokenswarm.nets.trainable import TrainableTransformer
 from tokenswarm.plots._common import new_figure, settle, style
+from tokenswarm.runtime.optional import require
 from tokenswarm.runtime.progress import progress_bar
 from tokenswarm.runtime.threads import torch_threads
 from tokenswarm.stats import mean_se
@@ -150,8 +151,8 @@ class Params:
 # Data: (inputs (seeds, N, n, p) float32, labels (seeds, N) long) for train and test
 # ----------------------------------------------------------------------------------------
 def digits_data(p: Params, seed_states: list[int]):
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
+    load_digits = require("sklearn.datasets", package="scikit-learn", extra="sklearn", purpose="the digits data set").load_digits
+    train_test_split = require("sklearn.model_selection", package="scikit-learn", extra="sklearn", purpose="the digits data set").train_test_split
 
     digits = load_digits()
     images = digits.images.astype(np.float32) / 16.0

@@ -4,8 +4,8 @@ One realisation of the random-MLP field and its Brownian path drives both a syst
 tokens and a reference system of N_ref >> N tokens (a proxy for the SPDE solution mu_t),
 all drawn i.i.d. uniform. Prop. 1.2: E sup_t W2²(mu^N_t, mu_t) <= c_T r_d(N), i.e. only the
 initial sampling error propagates. We measure E W2²(mu^N_T, mu^ref_T) against N (exact
-optimal transport, POT), fit its log-log slope, and compare it with the slope of the same
-quantity at t = 0.
+optimal transport, :func:`tokenswarm.metrics.transport.w2_squared`), fit its log-log slope,
+and compare it with the slope of the same quantity at t = 0.
 """
 
 from __future__ import annotations
@@ -14,13 +14,12 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-import ot
-import torch
 import xarray as xr
 
 from tokenswarm.experiments.registry import RunContext, register
 from tokenswarm.fields import Attention
 from tokenswarm.io.results import Result, claim_between, claim_less
+from tokenswarm.metrics.transport import w2_squared
 from tokenswarm.noise import BrownianPath, FieldNoise
 from tokenswarm.plots import line_plot
 from tokenswarm.solve import EulerMaruyama
@@ -42,13 +41,6 @@ class Params:
     bias: float = field(default=0.1, metadata={"min": 0, "help": "sigma_u = sigma_w"})
     t_max: float = field(default=1.0, metadata={"min_exclusive": 0, "help": "final time"})
     steps: int = field(default=100, metadata={"min": 1, "help": "Euler–Maruyama steps (attention then MLP)"})
-
-
-def w2_squared(x: torch.Tensor, y: torch.Tensor) -> float:
-    """Squared 2-Wasserstein distance between the empirical measures of two token sets."""
-    a, b = x.double().cpu().numpy(), y.double().cpu().numpy()
-    cost = ot.dist(a, b, metric="sqeuclidean")
-    return float(ot.emd2(np.full(len(a), 1 / len(a)), np.full(len(b), 1 / len(b)), cost, numItermax=1_000_000))
 
 
 @register(

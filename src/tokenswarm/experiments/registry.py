@@ -17,7 +17,6 @@ place to land; it is only mutated through :func:`register` / :func:`unregister`.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import pathlib
 import re
@@ -31,7 +30,7 @@ import torch
 
 from tokenswarm.io.claims import ClaimSet, RunSettings
 from tokenswarm.io.refs import Ref, parse_references
-from tokenswarm.io.results import Claim, Result, to_jsonable
+from tokenswarm.io.results import Claim, Result, to_jsonable, utc_timestamp
 from tokenswarm.params import (
     ParameterError,
     UsageError,
@@ -402,18 +401,18 @@ def run_experiment(
     result.seconds = seconds
     if experiment.claims is not None:
         result.claims = judge(experiment, params, result)
+    result.timestamp = utc_timestamp()
     outputs = result.save(context.out_dir) if save else []
     return result, outputs
 
 
 def judge(experiment: Experiment, params: Any, result: Result) -> list[Claim]:
-    """Evaluate the experiment's claim rules on ``result.data``, and store in the dataset what
-    a later re-check needs (the parameters and run settings, attribute ``params`` as JSON)."""
+    """Evaluate the experiment's claim rules on ``result.data`` (saving the dataset records the
+    parameters and run settings a later re-check needs, attribute ``parameters``)."""
     if result.data is None:
         raise TypeError(f"experiment {experiment.name!r} declares claims but returned no dataset to judge")
     if result.claims:
         raise TypeError(f"experiment {experiment.name!r} declares claims and also built some inside run()")
-    result.data.attrs["params"] = json.dumps(to_jsonable(result.params), sort_keys=True)
     return experiment.claims.evaluate(result.data, params, RunSettings.from_params(result.params))
 
 

@@ -1,6 +1,6 @@
 """Re-derive a finished run's claims from its saved data and compare them with its result.json.
 
-``check_run(DIR)`` reads ``DIR/data.zarr`` (the dataset and, in its ``params`` attribute, the
+``check_run(DIR)`` reads ``DIR/data.zarr`` (the dataset and, in its ``parameters`` attribute, the
 parameters and run settings of the run), evaluates the experiment's claim rules on it
 (:mod:`tokenswarm.io.claims`) and compares every claim field with ``DIR/result.json``:
 names, references, expectations, details and outcomes exactly, measurements to a relative
@@ -108,9 +108,9 @@ def check_run(directory: str | os.PathLike[str]) -> RunCheck:
     if experiment.claims is None:
         raise RunUnreadableError(f"experiment '{name}' builds its claims inside run(); they cannot be re-derived")
     try:
-        stored = json.loads(data.attrs["params"])
+        stored = json.loads(data.attrs["parameters"])
     except (KeyError, TypeError, json.JSONDecodeError):
-        raise RunUnreadableError(f"{directory / DATA_STORE} has no 'params' attribute: written before re-checks existed") from None
+        raise RunUnreadableError(f"{directory / DATA_STORE} has no 'parameters' attribute: written before re-checks existed") from None
     names = {spec.name for spec in param_specs(experiment.params)}
     try:
         params = parse_overrides(experiment.params, {key: value for key, value in stored.items() if key in names},

@@ -8,8 +8,19 @@ an output directory::
     out_dir/
       <figure>.png     one per entry of Result.figures
       <animation>.gif  already written by the experiment, listed in Result.animations
-      data.zarr/       Result.data, if any
+      data.zarr/       Result.data, if any (consolidated metadata)
       result.json      the summary, written last
+
+Both are self-describing. ``result.json`` records the versions, the UTC timestamp, the
+wall time and the machine (cores, device, platform) next to the parameters. The
+dataset's attributes record the same provenance (tokenswarm, torch and Python versions,
+the parameters as JSON, the seed, the command line, the timestamp), and every variable
+and coordinate carries the CF attributes ``long_name`` and ``units``: an experiment sets
+them where it knows better, :data:`QUANTITIES` names the quantities that recur across
+experiments, and anything else is described by its name with units ``"1"``
+(dimensionless, CF's spelling): tokens live on the unit sphere and time is depth, so
+tokenswarm's quantities are dimensionless unless marked (angles in ``rad``, wall
+times in ``s``, information in ``nat``).
 
 :meth:`Result.save` never replaces a file it did not write (one not listed by an earlier
 ``result.json`` or the ``.tokenswarm-run`` marker of :mod:`tokenswarm.io.rundir`). The
@@ -30,12 +41,15 @@ JSON has no spelling for them. A claim whose measurement is non-finite therefore
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import enum
 import json
 import math
 import os
 import pathlib
+import platform
 import secrets
+import shlex
 import shutil
 import sys
 import tempfile
@@ -43,8 +57,6 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-
-import numpy as np
 
 from tokenswarm.io.refs import Ref, parse_references
 
@@ -63,6 +75,11 @@ __all__ = [
     "claim_between",
     "claim_close",
     "to_jsonable",
+    "describe_variables",
+    "versions",
+    "machine",
+    "utc_timestamp",
+    "QUANTITIES",
     "load_result",
     "load_data",
     "atomic_write_text",
@@ -144,6 +161,8 @@ class Result:
         animations: ``name -> path`` of files the experiment already wrote (GIF, MP4);
             they must lie inside the output directory so the report can link them.
         seconds: wall time of the computation, set by the registry.
+        timestamp: UTC time (ISO 8601) at which the computation ended, set by the
+            registry (or by :meth:`save` if still empty).
     """
 
     experiment: str = ""
@@ -154,6 +173,7 @@ class Result:
     figures: dict[str, matplotlib.figure.Figure] = field(default_factory=dict)
     animations: dict[str, pathlib.Path] = field(default_factory=dict)
     seconds: float = 0.0
+    timestamp: str = ""
 
     @property
     def all_passed(self) -> bool:
@@ -163,7 +183,9 @@ class Result:
     def to_json_dict(self, outputs: list[str]) -> dict[str, Any]:
         """The summary written to ``result.json`` and printed by ``--json``.
 
-        Keys are exactly ``experiment, params, metrics, claims, outputs, seconds``.
+        Keys: ``experiment, params, metrics, claims, outputs, seconds`` and the
+        provenance ``versions`` (:func:`versions`), ``timestamp`` (UTC, ISO 8601) and
+        ``machine`` (:func:`machine`).
         """
         return {
             "experiment": str(self.experiment),
@@ -172,6 +194,9 @@ class Result:
             "claims": [claim.to_json_dict() for claim in self.claims],
             "outputs": [str(output) for output in outputs],
             "seconds": to_jsonable(float(self.seconds)),
+            "versions": versions(),
+            "timestamp": self.timestamp or None,
+            "machine": machine(str(self.params.get("device", "cpu"))),
         }
 
     def save(self, out_dir: str | os.PathLike[str]) -> list[str]:
@@ -193,6 +218,7 @@ class Result:
 
         directory = pathlib.Path(out_dir).resolve()
         directory.mkdir(parents=True, exist_ok=True)
+        self.timestamp = self.timestamp or utc_timestamp()
         planned = [f"{_plain_file_name(name)}.png" for name in self.figures]
         planned += [DATA_STORE] if self.data is not None else []
         planned.append(RESULT_FILE)
@@ -212,12 +238,117 @@ class Result:
             relative.append(_save_figure(directory, name, figure))
         relative.extend(animations)
         if self.data is not None:
-            _save_dataset(directory, self.data)
+            _save_dataset(directory, self._self_described_data())
             relative.append(DATA_STORE)
         relative.append(RESULT_FILE)
         summary = self.to_json_dict(relative)
         atomic_write_text(directory / RESULT_FILE, _dumps(summary) + "\n")
         return [str(directory / name) for name in relative]
+
+    def _self_described_data(self) -> xarray.Dataset:
+        """``data`` with CF attributes on every variable and the run's provenance."""
+        assert self.data is not None
+        data = describe_variables(self.data)
+        params = to_jsonable(self.params)
+        versions_now = versions()
+        data.attrs.update(
+            experiment=str(self.experiment),
+            tokenswarm_version=versions_now["tokenswarm"],
+            torch_version=versions_now["torch"] or "not imported",
+            python_version=versions_now["python"],
+            parameters=json.dumps(params, ensure_ascii=False, allow_nan=False, sort_keys=True),
+            seed=params.get("seed", "not recorded") if isinstance(params, dict) else "not recorded",
+            command_line=shlex.join(sys.argv),
+            timestamp=self.timestamp or utc_timestamp(),
+        )
+        return data
+
+
+# --------------------------------------------------------------------------------------
+# Provenance and CF attributes
+# --------------------------------------------------------------------------------------
+
+
+def utc_timestamp() -> str:
+    """Now, in UTC, as ISO 8601 to the second (``2026-01-31T12:00:00+00:00``)."""
+    return datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat()
+
+
+def versions() -> dict[str, str | None]:
+    """Versions of tokenswarm, Python, torch and numpy (``None``: not imported here)."""
+    import tokenswarm
+
+    def loaded(module: str) -> str | None:
+        found = sys.modules.get(module)  # the version in use, without importing it
+        return str(getattr(found, "__version__", "")) or None if found is not None else None
+
+    return {
+        "tokenswarm": tokenswarm.__version__,
+        "python": platform.python_version(),
+        "torch": loaded("torch"),
+        "numpy": loaded("numpy"),
+    }
+
+
+def machine(device: str = "cpu") -> dict[str, Any]:
+    """Where a run ran: CPU cores, the torch device (with its name for CUDA) and platform."""
+    description: dict[str, Any] = {"cores": os.cpu_count(), "device": device, "platform": platform.platform()}
+    torch = sys.modules.get("torch")
+    if torch is not None and device.startswith("cuda") and torch.cuda.is_available():
+        description["device_name"] = torch.cuda.get_device_name(torch.device(device))
+    return description
+
+
+#: ``name -> (long_name, units)`` of the quantities that recur across experiments (CF
+#: attributes for variables and coordinates that do not set their own).
+QUANTITIES: dict[str, tuple[str, str]] = {
+    "t": ("time (depth)", "1"),
+    "beta": ("inverse temperature", "1"),
+    "n": ("number of tokens", "1"),
+    "d": ("dimension", "1"),
+    "run": ("independent run", "1"),
+    "seed": ("seed index", "1"),
+    "token": ("token index", "1"),
+    "dim": ("coordinate index", "1"),
+    "layer": ("layer index", "1"),
+    "bin": ("histogram bin", "1"),
+    "density": ("density on the circle", "1"),
+    "w1": ("Wasserstein-1 distance to the mean-field density", "1"),
+    "fraction": ("fraction of runs clustered", "1"),
+    "standard_error": ("standard error", "1"),
+    "energy": ("interaction energy", "1"),
+    "clusters": ("number of clusters", "1"),
+    "x": ("token position on the sphere", "1"),
+    "rho": ("mean pairwise inner product", "1"),
+}
+#: Units by name prefix / suffix for the quantities that are not dimensionless.
+_PREFIX_UNITS = {"theta": "rad", "angle": "rad"}
+_SUFFIX_UNITS = {"seconds": "s"}
+
+
+def describe_variables(data: xarray.Dataset) -> xarray.Dataset:
+    """A shallow copy of ``data`` with ``long_name`` and ``units`` on every variable and
+    coordinate: kept where set, else from :data:`QUANTITIES`, else the name (underscores
+    as spaces) and units from the name's prefix or suffix, ``"1"`` otherwise."""
+    described = data.copy(deep=False)
+    for name, variable in described.variables.items():
+        attrs = dict(variable.attrs)  # a copy: the caller's dataset is not modified
+        text = str(name)
+        long_name, units = QUANTITIES.get(text, (text.replace("_", " "), _units_from_name(text)))
+        attrs.setdefault("long_name", long_name)
+        attrs.setdefault("units", units)
+        described[name].attrs = attrs
+    return described
+
+
+def _units_from_name(name: str) -> str:
+    for prefix, units in _PREFIX_UNITS.items():
+        if name.startswith(prefix):
+            return units
+    for suffix, units in _SUFFIX_UNITS.items():
+        if name.endswith(suffix):
+            return units
+    return "1"
 
 
 # --------------------------------------------------------------------------------------
@@ -314,10 +445,12 @@ def to_jsonable(value: Any, path: str = "$") -> Any:
         return int(value)
     if isinstance(value, float):
         return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.generic):
-        return to_jsonable(value.item(), path)
-    if isinstance(value, np.ndarray):
-        return to_jsonable(value.tolist(), path)
+    np = sys.modules.get("numpy")  # like torch below: a numpy value implies numpy is imported
+    if np is not None:
+        if isinstance(value, np.generic):
+            return to_jsonable(value.item(), path)
+        if isinstance(value, np.ndarray):
+            return to_jsonable(value.tolist(), path)
     torch = sys.modules.get("torch")  # a torch value implies torch is already imported
     if torch is not None:
         if isinstance(value, torch.Tensor):
@@ -359,7 +492,9 @@ def load_data(out_dir: str | os.PathLike[str]) -> xarray.Dataset | None:
     store = pathlib.Path(out_dir) / DATA_STORE
     if not store.exists():
         return None
-    with xarray.open_zarr(store, consolidated=False) as dataset:
+    # consolidated=None: the consolidated metadata when present (every store written
+    # since it was introduced), the per-array metadata of older stores otherwise
+    with _quiet_consolidation(), xarray.open_zarr(store, consolidated=None) as dataset:
         return dataset.load()
 
 
@@ -445,6 +580,20 @@ def _with_variable_length_text(data: xarray.Dataset) -> xarray.Dataset:
     return data.assign_coords(text_coords).assign(text_vars)
 
 
+@contextmanager
+def _quiet_consolidation() -> Iterator[None]:
+    """Zarr 3 warns on every store that consolidated metadata is not (yet) in its
+    specification (xarray and zarr read it), and xarray on every older store that lacks
+    it; neither says anything the user can act on, so neither is printed on each run."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
+        # a store written before consolidation was introduced: read per array, as before
+        warnings.filterwarnings("ignore", message="Failed to open Zarr store with consolidated metadata")
+        yield
+
+
 def _save_dataset(directory: pathlib.Path, data: xarray.Dataset) -> None:
     """Write ``data`` to a temporary store, then swap it in for ``data.zarr``.
 
@@ -457,7 +606,8 @@ def _save_dataset(directory: pathlib.Path, data: xarray.Dataset) -> None:
     staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{DATA_STORE}.", suffix=".tmp", dir=directory))
     try:
         store = staging / DATA_STORE
-        _with_variable_length_text(data).to_zarr(store, mode="w-", consolidated=False)
+        with _quiet_consolidation():
+            _with_variable_length_text(data).to_zarr(store, mode="w-", consolidated=True)
         retired = None
         if target.exists():
             retired = pathlib.Path(tempfile.mkdtemp(prefix=f".{DATA_STORE}.old-", dir=directory))

@@ -215,7 +215,8 @@ def _legacy_run_entries(directory: pathlib.Path) -> set[str] | None:
             summary = json.load(stream)
     except (OSError, ValueError):
         return None
-    if not isinstance(summary, dict) or set(summary) != _SUMMARY_KEYS or not isinstance(summary["outputs"], list):
+    # a superset: keys added since (versions, timestamp, machine...) keep a run recognisable
+    if not isinstance(summary, dict) or not _SUMMARY_KEYS <= set(summary) or not isinstance(summary["outputs"], list):
         return None
     return {pathlib.PurePosixPath(str(output)).parts[0] for output in summary["outputs"] if output} | {_RESULT_FILE}
 

@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import digamma, logsumexp
 
+from tokenswarm.runtime.optional import require
 from tokenswarm.stats import mean_se
 
 __all__ = [
@@ -307,7 +308,9 @@ def probe_mi(t_train, y_train, t_test, y_test, *, regularization: float = 1.0, m
     Features are standardised with the training statistics.
     ``regularization`` is scikit-learn's ``C`` (inverse L2 strength).
     """
-    from sklearn.linear_model import LogisticRegression
+    LogisticRegression = require(  # noqa: N806 - scikit-learn's class
+        "sklearn.linear_model", package="scikit-learn", extra="sklearn", purpose="the logistic-regression probe"
+    ).LogisticRegression
 
     train, test = _matrix(t_train, "t_train"), _matrix(t_test, "t_test")
     ytr = np.asarray(y_train.detach().cpu() if hasattr(y_train, "detach") else y_train)

@@ -54,6 +54,7 @@ from tokenswarm.nets.transformer import (
     TransformerConfig,
     TransformerOutput,
 )
+from tokenswarm.runtime.optional import require
 from tokenswarm.runtime.threads import torch_threads
 
 __all__ = [
@@ -101,7 +102,7 @@ def digits_dataset(split: Literal["train", "test"], *, test_fraction: float = 0.
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
-    from sklearn.model_selection import train_test_split
+    train_test_split = require("sklearn.model_selection", package="scikit-learn", extra="sklearn", purpose="the digits data set").train_test_split
 
     all_images, all_labels = _digits()
     train, test = train_test_split(np.arange(len(all_labels)), test_size=test_fraction,
@@ -114,7 +115,7 @@ def digits_dataset(split: Literal["train", "test"], *, test_fraction: float = 0.
 @functools.lru_cache(maxsize=1)
 def _digits() -> tuple[np.ndarray, np.ndarray]:
     """The bundled digits ``(images (1797, 8, 8), labels)``, read once per process (never modified)."""
-    from sklearn.datasets import load_digits
+    load_digits = require("sklearn.datasets", package="scikit-learn", extra="sklearn", purpose="the digits data set").load_digits
 
     digits = load_digits()
     return digits.images, digits.target

@@ -1,6 +1,7 @@
 """Progress bars for long loops, always on stderr so that stdout stays machine-readable.
 
-Bars are shown only when stderr is a terminal (so logs and CI output stay clean) and are
+Bars are shown only when stderr is a terminal (so logs and CI output stay clean) and
+``--quiet`` (:func:`tokenswarm.runtime.log.is_quiet`) is not in effect; they are
 transient (they vanish when done). Nested bars -- ``reproduce`` looping over experiments
 whose solvers loop over steps -- share one live display, because rich allows only one
 at a time; the active display is tracked in a ``ContextVar`` for that reason.
@@ -32,6 +33,8 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+
+from tokenswarm.runtime import log
 
 __all__ = ["ProgressBar", "progress_bar", "track", "stderr_console"]
 
@@ -70,10 +73,11 @@ def progress_bar(
     Args:
         total: number of steps, or ``None`` for an indeterminate bar.
         description: text shown to the left of the bar.
-        enabled: force on/off; by default on exactly when stderr is a terminal (or when an
-            enclosing bar is live, whose display then shows this one as a nested task).
+        enabled: force on/off; by default on exactly when stderr is a terminal and the
+            command line is not ``--quiet`` (or when an enclosing bar is live, whose display
+            then shows this one as a nested task).
     """
-    if enabled is False:  # off, also inside another bar's display
+    if enabled is False or (enabled is None and log.is_quiet()):  # off, also inside another bar
         yield ProgressBar()
         return
     outer = _active_display.get()
