@@ -20,7 +20,9 @@ import xarray as xr
 from tokenswarm import theory
 from tokenswarm.experiments.registry import RunContext, register
 from tokenswarm.fields import Attention
-from tokenswarm.io.results import Result, claim_between, claim_less
+from tokenswarm.io.claims import ClaimSet, RunSettings, Verdict, between, less
+from tokenswarm.io.refs import Ref
+from tokenswarm.io.results import Result
 from tokenswarm.metrics import interaction_energy
 from tokenswarm.plots import line_plot
 from tokenswarm.runtime.budget import check_steps
@@ -79,6 +81,86 @@ def energy_path(p: Params, value: str, n: int, d: int, t_max: float, ctx: RunCon
     return traj.states.double().cpu().numpy()
 
 
+def _floor(energy: np.ndarray, run: RunSettings) -> float:
+    """Round-off floor: a few ulps of the energy itself per recorded step."""
+    return 64 * float(np.finfo(run.dtype).eps) * float(np.abs(energy).max())
+
+
+def summary(data: xr.Dataset, p: Params) -> dict[str, dict[str, float]]:
+    """Per value choice: extreme step-to-step changes, final and smallest energy, uniform bound."""
+    uniform = theory.uniform_energy(p.beta, p.d)
+    out = {}
+    for value in p.value:
+        energy = data[f"energy_{value}"].values
+        increments = np.diff(energy, axis=0)
+        out[value] = {
+            "min_increment": float(increments.min()),
+            "max_increment": float(increments.max()),
+            "final_energy": float(energy[-1].mean()),
+            "min_energy": float(energy.min()),
+            "uniform_energy": uniform,
+        }
+    return out
+
+
+def _simplex_gap(data: xr.Dataset, p: Params) -> float:
+    return float(data["energy_simplex_run"].values[-1].max() - theory.simplex_energy(p.beta, p.d))
+
+
+CLAIMS = ClaimSet()
+
+
+def _increases(value: str):
+    def judge(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict | None:
+        if value not in p.value:
+            return None
+        floor = _floor(data[f"energy_{value}"].values, run)
+        return less(-summary(data, p)[value]["min_increment"], floor,
+                    detail=f"minus the smallest step-to-step change over {p.runs} runs (round-off floor {floor:.1e})")
+    return judge
+
+
+CLAIMS.rule("energy increases along the flow (identity)", Ref("2312.10794", "eq. (3.6), Lemma 3.7"))(_increases("identity"))
+CLAIMS.rule("energy increases along the flow (symmetric)", Ref("2312.10794", "§3.4.1"))(_increases("symmetric"))
+
+
+@CLAIMS.rule("energy decreases along the repulsive flow (V = -I)", Ref("2312.10794", "§3.3, §9.1"))
+def _decreases(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict | None:
+    if "minus_identity" not in p.value:
+        return None
+    floor = _floor(data["energy_minus_identity"].values, run)
+    return less(summary(data, p)["minus_identity"]["max_increment"], floor,
+                detail=f"largest step-to-step increase over {p.runs} runs (round-off floor {floor:.1e})")
+
+
+@CLAIMS.rule("energy never below the uniform measure's ({value})", Ref("2312.10794", "Prop. 3.4"))
+def _above_uniform(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verdict]:
+    verdicts = []
+    for value, entry in summary(data, p).items():
+        if value == "symmetric":  # the uniform bound is for the B = I energy
+            continue
+        uniform = entry["uniform_energy"]
+        verdicts.append(less(
+            uniform - entry["min_energy"], _floor(data[f"energy_{value}"].values, run),
+            detail=f"E_beta[uniform] = {uniform:.12g} (Bessel closed form) minus the smallest energy reached",
+            labels={"value": value},
+        ))
+    return verdicts
+
+
+@CLAIMS.rule("repulsive flow with n = d + 1 = {n} reaches the regular simplex", Ref("2312.10794", "§9.1 (Cohn–Kumar)"))
+def _simplex(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict | None:
+    if not p.simplex_check:
+        return None
+    simplex = theory.simplex_energy(p.beta, p.d)
+    eps = float(np.finfo(run.dtype).eps)
+    return between(
+        _simplex_gap(data, p), -64 * eps * simplex, 1e-6,
+        detail=f"final energy minus the simplex energy {simplex:.12g}, worst of {p.runs} runs at t = {p.simplex_t_max:g}",
+        labels={"n": p.d + 1},
+    )
+
+
 @register(
     "energy",
     title="Interaction energy: monotone along the flow, bounded by the uniform measure",
@@ -86,63 +168,20 @@ def energy_path(p: Params, value: str, n: int, d: int, t_max: float, ctx: RunCon
     reference="2312.10794 §3, eq. (3.6), Lemma 3.7, §3.4.1, §9.1",
     params=Params,
     quick={"t_max": 8.0, "step": 0.02, "runs": 2},
+    claims=CLAIMS,
 )
 def run(p: Params, ctx: RunContext) -> Result:
     generator = ctx.generator()
     uniform = theory.uniform_energy(p.beta, p.d)
-    eps = torch.finfo(ctx.dtype).eps
-    claims, metrics, curves, data = [], {}, {}, {}
+    curves, data = {}, {}
     for value in p.value:
         energy = energy_path(p, value, p.n, p.d, p.t_max, ctx, generator)
-        increments = np.diff(energy, axis=0)
-        # Round-off floor: a few ulps of the energy itself per recorded step.
-        floor = 64 * eps * float(np.abs(energy).max())
-        entry = {
-            "min_increment": float(increments.min()),
-            "max_increment": float(increments.max()),
-            "final_energy": float(energy[-1].mean()),
-            "min_energy": float(energy.min()),
-            "uniform_energy": uniform,
-        }
-        metrics[value] = entry
         curves[value] = energy.mean(axis=1)
         data[f"energy_{value}"] = (("t", "run"), energy)
-        reference = {"identity": "2312.10794 eq. (3.6), Lemma 3.7", "minus_identity": "2312.10794 §3.3, §9.1",
-                     "symmetric": "2312.10794 §3.4.1"}[value]
-        if value == "minus_identity":
-            claims.append(claim_less(
-                "energy decreases along the repulsive flow (V = -I)", reference, entry["max_increment"], floor,
-                detail=f"largest step-to-step increase over {p.runs} runs (round-off floor {floor:.1e})",
-            ))
-        else:
-            claims.append(claim_less(
-                f"energy increases along the flow ({value})", reference, -entry["min_increment"], floor,
-                detail=f"minus the smallest step-to-step change over {p.runs} runs (round-off floor {floor:.1e})",
-            ))
-        if value != "symmetric":  # the uniform bound is for the B = I energy
-            claims.append(claim_less(
-                f"energy never below the uniform measure's ({value})", "2312.10794 Prop. 3.4",
-                uniform - entry["min_energy"], floor,
-                detail=f"E_beta[uniform] = {uniform:.12g} (Bessel closed form) minus the smallest energy reached",
-            ))
-
-    top = metrics[p.value[0]]
-    result_metrics = {key: top[key] for key in ("min_increment", "final_energy", "uniform_energy")}
-    result_metrics["by_value"] = metrics
-    result_metrics["simplex_gap"] = None
 
     if p.simplex_check:
-        simplex = theory.simplex_energy(p.beta, p.d)
         energy = energy_path(p, "minus_identity", p.d + 1, p.d, p.simplex_t_max, ctx, generator)
-        gap = float(energy[-1].max() - simplex)
-        result_metrics["simplex_gap"] = gap
-        result_metrics["simplex_energy"] = simplex
         data["energy_simplex_run"] = (("t_simplex", "run"), energy)
-        claims.append(claim_between(
-            f"repulsive flow with n = d + 1 = {p.d + 1} reaches the regular simplex", "2312.10794 §9.1 (Cohn–Kumar)",
-            gap, -64 * eps * simplex, 1e-6,
-            detail=f"final energy minus the simplex energy {simplex:.12g}, worst of {p.runs} runs at t = {p.simplex_t_max:g}",
-        ))
 
     times = np.arange(len(next(iter(curves.values())))) * p.step
     figure = line_plot(
@@ -153,5 +192,13 @@ def run(p: Params, ctx: RunContext) -> Result:
     if p.simplex_check:
         coords["t_simplex"] = np.arange(round(p.simplex_t_max / p.step) + 1) * p.step
     dataset = xr.Dataset(data, coords=coords)
-    return Result(experiment="energy", params={}, metrics=result_metrics, claims=claims, data=dataset,
-                  figures={"energy": figure})
+
+    metrics = summary(dataset, p)
+    top = metrics[p.value[0]]
+    result_metrics = {key: top[key] for key in ("min_increment", "final_energy", "uniform_energy")}
+    result_metrics["by_value"] = metrics
+    result_metrics["simplex_gap"] = None
+    if p.simplex_check:
+        result_metrics["simplex_gap"] = _simplex_gap(dataset, p)
+        result_metrics["simplex_energy"] = theory.simplex_energy(p.beta, p.d)
+    return Result(metrics=result_metrics, data=dataset, figures={"energy": figure})

@@ -16,7 +16,9 @@ import xarray as xr
 from tokenswarm import theory
 from tokenswarm.experiments.registry import RunContext, register
 from tokenswarm.fields import attention_output
-from tokenswarm.io.results import Result, claim_less
+from tokenswarm.io.claims import ClaimSet, RunSettings, Verdict, less
+from tokenswarm.io.refs import Ref
+from tokenswarm.io.results import Result
 from tokenswarm.plots import line_plot
 
 
@@ -47,6 +49,36 @@ def output_cosine(n: int, rho: float, beta: float, dtype, device) -> float:
     return float((y[0] * y[1]).sum())
 
 
+def oracle_error(data: xr.Dataset) -> float:
+    """max over gamma and n of |simulated cosine - finite-n oracle|."""
+    return float(np.abs(data.cosine.values - data.oracle.values).max())
+
+
+CLAIMS = ClaimSet()
+
+
+@CLAIMS.rule("one layer matches the finite-n equiangular formula", Ref("2512.01868", "§6.3 (finite-n oracle, derived)"))
+def _oracle(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
+    return less(oracle_error(data), 1e-12 if run.dtype == "float64" else 1e-5,
+                detail="max over gamma and n of |simulated cosine - oracle|")
+
+
+@CLAIMS.rule("gamma = {gamma}: cosine approaches its n -> infinity limit {limit}", Ref("2512.01868", "§6.3"))
+def _limits(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verdict]:
+    # The limit is approached slowly (powers of n^{-gamma (1 - rho)}); check the trend, not the value.
+    critical = 1 / (1 - p.rho)
+    verdicts = []
+    for gamma, cosines in zip(p.gamma, data.cosine.values):
+        limit = theory.long_context_limit(p.rho, gamma)
+        gaps = [abs(float(c) - limit) for c in cosines]
+        verdicts.append(less(
+            gaps[-1] - gaps[0], 0.0,
+            detail=f"|cos - limit| at n = {p.n[-1]} minus at n = {p.n[0]} (critical gamma = {critical:.3g})",
+            labels={"gamma": f"{gamma:g}", "limit": f"{limit:.4f}"},
+        ))
+    return verdicts
+
+
 @register(
     "long-context",
     title="Critical attention scaling beta = gamma log n",
@@ -54,28 +86,14 @@ def output_cosine(n: int, rho: float, beta: float, dtype, device) -> float:
     reference="2512.01868 §6.3; 2510.05554",
     params=Params,
     quick={"n": [4, 16, 64, 256, 1024]},
+    claims=CLAIMS,
 )
 def run(p: Params, ctx: RunContext) -> Result:
     critical = 1 / (1 - p.rho)
-    cosines, oracle, claims = {}, {}, []
+    cosines, oracle = {}, {}
     for gamma in p.gamma:
         cosines[gamma] = [output_cosine(n, p.rho, gamma * math.log(n), ctx.dtype, ctx.device) for n in p.n]
         oracle[gamma] = [theory.long_context_cosine(p.rho, gamma, n) for n in p.n]
-    error = max(abs(a - b) for g in p.gamma for a, b in zip(cosines[g], oracle[g]))
-    tolerance = 1e-12 if ctx.dtype == torch.float64 else 1e-5
-    claims.append(claim_less(
-        "one layer matches the finite-n equiangular formula", "2512.01868 §6.3 (finite-n oracle, derived)",
-        error, tolerance, detail="max over gamma and n of |simulated cosine - oracle|",
-    ))
-    # The limit is approached slowly (powers of n^{-gamma (1 - rho)}); check the trend, not the value.
-    for gamma in p.gamma:
-        limit = theory.long_context_limit(p.rho, gamma)
-        gaps = [abs(c - limit) for c in cosines[gamma]]
-        claims.append(claim_less(
-            f"gamma = {gamma:g}: cosine approaches its n -> infinity limit {limit:.4f}",
-            "2512.01868 §6.3", gaps[-1] - gaps[0], 0.0,
-            detail=f"|cos - limit| at n = {p.n[-1]} minus at n = {p.n[0]} (critical gamma = {critical:.3g})",
-        ))
     references = {
         f"limit, gamma = {g:g}": (np.asarray(p.n, float), np.full(len(p.n), theory.long_context_limit(p.rho, g)))
         for g in p.gamma
@@ -91,8 +109,7 @@ def run(p: Params, ctx: RunContext) -> Result:
         coords={"gamma": p.gamma, "n": p.n},
     )
     return Result(
-        experiment="long-context", params={},
         metrics={"cosine": cosines[p.gamma[0]], "cosine_by_gamma": {f"{g:g}": c for g, c in cosines.items()},
-                 "oracle_error": error, "critical_gamma": critical},
-        claims=claims, data=data, figures={"long_context": figure},
+                 "oracle_error": oracle_error(data), "critical_gamma": critical},
+        data=data, figures={"long_context": figure},
     )

@@ -21,7 +21,9 @@ import numpy as np
 import xarray as xr
 
 from tokenswarm.experiments.registry import RunContext, register
-from tokenswarm.io.results import Result, claim_between, claim_less
+from tokenswarm.io.claims import ClaimSet, RunSettings, Verdict, between, less
+from tokenswarm.io.refs import Ref
+from tokenswarm.io.results import Result
 from tokenswarm.meanfield.circle import (
     CircleGrid,
     CircleModel,
@@ -56,6 +58,73 @@ class Params:
     samples: int = field(default=31, metadata={"min": 2, "help": "output times"})
 
 
+def _monotone(e: np.ndarray, increasing: bool, tolerance: float = 1e-12) -> bool:
+    """Whether ``e`` never moved against ``increasing`` by more than ``tolerance · max|e|``
+    (:meth:`DensityTrajectory.energy_monotone` on the saved series)."""
+    change = e[1:] - e[:-1]
+    if not increasing:
+        change = -change
+    return bool((change >= -tolerance * np.abs(e).max(0)).all(0))
+
+
+def summary(data: xr.Dataset, p: Params) -> dict:
+    """The measurements of a run, from its dataset: invariants of the scheme and the W1 rate in n."""
+    w1 = data.w1.values
+    mean = w1.mean(1)
+    se = w1.std(1, ddof=1) / np.sqrt(p.runs)
+    slope, slope_se = loglog_slope(p.n, mean[:, -1])
+    slope0, _ = loglog_slope(p.n, mean[:, 0])
+    mass = data.mass.values
+    if p.kappa == 0:
+        functional, increasing = "energy", p.value == "identity"
+        series = data.step_energy if "step_energy" in data else data.energy
+        monotone = _monotone(series.values, increasing)
+    elif p.model == "usa":
+        functional, increasing = "free energy", p.value == "identity"
+        monotone = _monotone(data.free_energy.values, increasing)
+    else:
+        functional, increasing, monotone = None, None, None
+    return {
+        "mass_error": float((np.abs(mass - mass[0]) / mass[0]).max(0)),
+        "min_density": float(data.min_density),
+        "w1": [float(v) for v in mean[:, -1]], "w1_se": [float(v) for v in se[:, -1]],
+        "w1_initial": [float(v) for v in mean[:, 0]],
+        "w1_rate": slope, "w1_rate_se": slope_se, "w1_rate_initial": slope0,
+        "energy_monotone": monotone, "monotone_functional": functional, "increasing": increasing,
+    }
+
+
+CLAIMS = ClaimSet()
+
+
+@CLAIMS.rule("mass is conserved to round-off", Ref("2312.10794", "numerical check: finite volumes (flux form)"))
+def _mass(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
+    return less(summary(data, p)["mass_error"], 1e-12, detail="max_t |M(t) - M(0)| / M(0)")
+
+
+@CLAIMS.rule("the density never becomes negative", Ref("2312.10794", "numerical check: positivity under the CFL bound"))
+def _positive(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
+    return between(summary(data, p)["min_density"], 0.0, np.inf, detail="smallest cell value over all steps")
+
+
+@CLAIMS.rule("W1(particles, PDE) falls like n^(-1/2) at t_max", Ref("2312.10794", "Rem. 3.3 (1-D sampling rate)"))
+def _rate(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
+    s = summary(data, p)
+    return between(s["w1_rate"], -0.7, -0.3,
+                   detail=f"fitted log-log slope over n = {p.n} ({p.runs} draws each), s.e. {s['w1_rate_se']:.3f}")
+
+
+@CLAIMS.rule("the {functional} {direction} monotonically", Ref("2312.10794", "§3 (gradient structure)"))
+def _monotone_energy(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict | None:
+    s = summary(data, p)
+    if s["energy_monotone"] is None:
+        return None
+    direction = "increases" if s["increasing"] else "decreases"
+    return between(float(s["energy_monotone"]), 1.0, 1.0,
+                   detail=f"checked at every one of {int(data.steps)} steps (round-off 1e-12)",
+                   labels={"functional": s["monotone_functional"], "direction": direction})
+
+
 @register(
     "mean-field",
     title="Particles converge to the mean-field density on the circle at rate n^(-1/2)",
@@ -65,6 +134,7 @@ class Params:
     dtypes=("float64",),
     dtype_reason="mass conservation to 1e-12 is a float64 statement",
     quick={"cells": 1024, "n": [100, 400, 1600, 6400], "t_max": 1.5, "runs": 3, "samples": 7, "step": 0.1},
+    claims=CLAIMS,
 )
 def run(p: Params, ctx: RunContext) -> Result:
     grid = CircleGrid(p.cells, device=ctx.device)
@@ -87,34 +157,6 @@ def run(p: Params, ctx: RunContext) -> Result:
         largest = theta[:, 0]
     mean = w1.mean(1)
     se = w1.std(1, ddof=1) / np.sqrt(p.runs)
-    slope, slope_se = loglog_slope(p.n, mean[:, -1])
-    slope0, _ = loglog_slope(p.n, mean[:, 0])
-
-    mass_error = float(pde.mass_error.max())
-    min_density = float(pde.min_density.min())
-    if p.kappa == 0:
-        functional, increasing = "energy", p.value == "identity"
-        monotone = bool(pde.energy_monotone(increasing=increasing).all())
-    elif p.model == "usa":
-        functional, increasing = "free energy", p.value == "identity"
-        monotone = bool(pde.energy_monotone(increasing=increasing, free=True).all())
-    else:
-        functional, increasing, monotone = None, None, None
-
-    claims = [
-        claim_less("mass is conserved to round-off", "finite volumes (flux form)", mass_error, 1e-12,
-                   detail="max_t |M(t) - M(0)| / M(0)"),
-        claim_between("the density never becomes negative", "positivity under the CFL bound",
-                      min_density, 0.0, np.inf, detail="smallest cell value over all steps"),
-        claim_between("W1(particles, PDE) falls like n^(-1/2) at t_max", "2312.10794 Rem. 3.3 (1-D sampling rate)",
-                      slope, -0.7, -0.3,
-                      detail=f"fitted log-log slope over n = {p.n} ({p.runs} draws each), s.e. {slope_se:.3f}"),
-    ]
-    if monotone is not None:
-        direction = "increases" if increasing else "decreases"
-        claims.append(claim_between(
-            f"the {functional} {direction} monotonically", "2312.10794 §3 (gradient structure)",
-            float(monotone), 1.0, 1.0, detail=f"checked at every one of {pde.steps} steps (round-off 1e-12)"))
 
     # ---- figures: space-time image beside the particle histogram; snapshots; W1 against n
     bins = min(p.cells, 256)
@@ -137,20 +179,22 @@ def run(p: Params, ctx: RunContext) -> Result:
             "w1": (("n", "run", "t"), w1),
             "mass": (("t",), pde.mass.cpu().numpy()),
             "energy": (("t",), pde.energy.cpu().numpy()),
+            "min_density": ((), float(pde.min_density.min())),
+            "steps": ((), pde.steps),
         },
         coords={"t": times, "n": np.asarray(p.n), "run": np.arange(p.runs), "bin": centers},
     )
+    if pde.step_energy is not None:
+        data["step_energy"] = ("step", pde.step_energy.cpu().numpy())
+    if pde.free_energy is not None:
+        data["free_energy"] = ("t", pde.free_energy.cpu().numpy())
+    measured = summary(data, p)
     return Result(
-        experiment="mean-field", params={},
         metrics={
-            "mass_error": mass_error, "min_density": min_density,
-            "w1": [float(v) for v in mean[:, -1]], "w1_se": [float(v) for v in se[:, -1]],
-            "w1_initial": [float(v) for v in mean[:, 0]],
-            "w1_rate": slope, "w1_rate_se": slope_se, "w1_rate_initial": slope0,
-            "energy_monotone": monotone, "monotone_functional": functional,
+            **{key: value for key, value in measured.items() if key != "increasing"},
             "steps": pde.steps, "rejected_steps": pde.rejected,
             "peak_density": float(pde.density[-1].max()),
         },
-        claims=claims, data=data,
+        data=data,
         figures={"space_time": fig, "snapshots": snap, "w1_rate": rate_fig},
     )

@@ -19,7 +19,9 @@ from tokenswarm import theory
 from tokenswarm.ensembles import SCHEMES
 from tokenswarm.experiments.registry import RunContext, register
 from tokenswarm.fields import Attention
-from tokenswarm.io.results import Result, claim_between
+from tokenswarm.io.claims import ClaimSet, RunSettings, Verdict, between
+from tokenswarm.io.refs import Ref
+from tokenswarm.io.results import Result
 from tokenswarm.metrics import cluster_count, cluster_labels
 from tokenswarm.plots import circle_snapshots, cluster_count_plot
 from tokenswarm.solve import integrate
@@ -53,6 +55,69 @@ def _counts(x0, beta, times, scheme, step, delta):
     return traj.states.cpu().numpy()  # (T, runs)
 
 
+def summary(data: xr.Dataset, p: Params) -> dict:
+    """The measurements of a run, from its dataset: median counts, final histograms, the sweep's fit."""
+    medians = {beta: np.median(counts, axis=1) for beta, counts in zip(p.beta, data.clusters.values)}
+    histograms = {}
+    for beta, counts in zip(p.beta, data.clusters.values):
+        values, frequency = np.unique(counts[-1], return_counts=True)
+        histograms[beta] = {int(v): int(c) for v, c in zip(values, frequency)}
+    sweep = data.sweep_beta.values
+    quartiles, modes = data.sweep_quartiles.values, data.sweep_fastest_mode.values
+    out = {
+        "medians": medians,
+        "histograms": histograms,
+        "sweep_median_clusters": quartiles[:, 1].tolist(),
+        "sweep_fastest_mode": modes.tolist(),
+    }
+    if len(sweep) >= 2:
+        out["sweep_exponent"] = float(np.polyfit(np.log(sweep), np.log(quartiles[:, 1]), 1)[0])
+    out["sweep_ratio_to_fastest_mode"] = (quartiles[:, 1] / modes).tolist()
+    return out
+
+
+CLAIMS = ClaimSet()
+
+
+@CLAIMS.rule("median cluster count at t = {t}, beta = {beta}", Ref("2312.10794", "Fig. 4"))
+def _figure4(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verdict]:
+    s = summary(data, p)
+    verdicts = []
+    for beta in p.beta:
+        if beta in FIGURE4_CLUSTERS and p.d == 2:
+            expected = FIGURE4_CLUSTERS[beta]
+            verdicts.append(between(
+                float(s["medians"][beta][-1]), expected - 1, expected + 1,
+                detail=f"Fig. 4 shows {expected} clusters (one trajectory); histogram over {p.runs} runs: {s['histograms'][beta]}",
+                labels={"t": f"{float(p.t[-1]):g}", "beta": f"{beta:g}"},
+            ))
+    return verdicts
+
+
+@CLAIMS.rule("cluster count grows like sqrt(beta)",
+             Ref("2512.01868", "Θ(sqrt(beta)) clusters in the first metastable state"))
+def _sqrt_beta(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict | None:
+    s = summary(data, p)
+    if "sweep_exponent" not in s:
+        return None
+    return between(
+        s["sweep_exponent"], 0.35, 0.65,
+        detail=f"log-log slope of the median count at t = {p.sweep_time:g} (n = {p.sweep_n}, {p.sweep_runs} runs, "
+               f"beta in {p.sweep_beta})",
+    )
+
+
+@CLAIMS.rule("count matches the fastest linear mode",
+             Ref("2312.10794", "numerical check: linearisation of (3.1) on the circle (theory.circle_growth_rate)"))
+def _fastest_mode(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
+    s = summary(data, p)
+    ratio = np.asarray(s["sweep_ratio_to_fastest_mode"])
+    return between(
+        float(np.abs(np.log(ratio)).max()), 0.0, float(np.log(1.35)),
+        detail=f"max |log(median count / k*)| over the sweep; counts {s['sweep_median_clusters']}, k* {s['sweep_fastest_mode']}",
+    )
+
+
 @register(
     "metastability",
     title="Metastable clusters on the circle and their number against beta",
@@ -60,32 +125,20 @@ def _counts(x0, beta, times, scheme, step, delta):
     reference="2312.10794 §6-7, Fig. 4; 2512.01868 (Θ(sqrt(beta)) clusters)",
     params=Params,
     quick={"runs": 16, "sweep_runs": 8, "sweep_beta": [4.0, 16.0, 64.0]},
+    claims=CLAIMS,
 )
 def run(p: Params, ctx: RunContext) -> Result:
     generator = ctx.generator()
     times = np.asarray(p.t, float)
-    medians, histograms, claims, metrics = {}, {}, [], {}
+    counts_by_beta = {}
     snapshot = None
     for beta in p.beta:
         x0 = sample_uniform(p.n, p.d, p.runs, generator=generator, dtype=ctx.dtype, device=ctx.device)
         counts = _counts(x0, beta, times, p.scheme, p.step, p.delta)
-        medians[beta] = np.median(counts, axis=1)
-        values, frequency = np.unique(counts[-1], return_counts=True)
-        histograms[beta] = {int(v): int(c) for v, c in zip(values, frequency)}
-        if beta in FIGURE4_CLUSTERS and p.d == 2:
-            expected = FIGURE4_CLUSTERS[beta]
-            claims.append(claim_between(
-                f"median cluster count at t = {times[-1]:g}, beta = {beta:g}", "2312.10794 Fig. 4",
-                float(medians[beta][-1]), expected - 1, expected + 1,
-                detail=f"Fig. 4 shows {expected} clusters (one trajectory); histogram over {p.runs} runs: {histograms[beta]}",
-            ))
+        counts_by_beta[beta] = counts
         if snapshot is None and p.d == 2:
             traj = integrate(Attention(beta), x0[0], times, t0=0.0, solver=SCHEMES[p.scheme](step=p.step))
             snapshot = circle_snapshots(traj.states, times, cluster_labels=cluster_labels(traj.states, p.delta))
-    metrics["median_clusters"] = medians[p.beta[0]].tolist()
-    metrics["cluster_histogram"] = histograms[p.beta[0]]
-    metrics["median_clusters_by_beta"] = {f"{b:g}": m.tolist() for b, m in medians.items()}
-
     # Count against beta at n = sweep_n, on the circle.
     sweep = np.asarray(p.sweep_beta, float)
     quartiles = []
@@ -95,24 +148,6 @@ def run(p: Params, ctx: RunContext) -> Result:
         quartiles.append(np.percentile(counts, [25, 50, 75]))
     quartiles = np.asarray(quartiles)
     modes = np.asarray([theory.fastest_mode(float(b)) for b in sweep])
-    metrics["sweep_median_clusters"] = quartiles[:, 1].tolist()
-    metrics["sweep_fastest_mode"] = modes.tolist()
-    if len(sweep) >= 2:
-        slope = float(np.polyfit(np.log(sweep), np.log(quartiles[:, 1]), 1)[0])
-        metrics["sweep_exponent"] = slope
-        claims.append(claim_between(
-            "cluster count grows like sqrt(beta)", "2512.01868 (Θ(sqrt(beta)) clusters in the first metastable state)",
-            slope, 0.35, 0.65,
-            detail=f"log-log slope of the median count at t = {p.sweep_time:g} (n = {p.sweep_n}, {p.sweep_runs} runs, "
-                   f"beta in {p.sweep_beta})",
-        ))
-    ratio = quartiles[:, 1] / modes
-    metrics["sweep_ratio_to_fastest_mode"] = ratio.tolist()
-    claims.append(claim_between(
-        "count matches the fastest linear mode", "linearisation of (3.1) on the circle (theory.circle_growth_rate)",
-        float(np.abs(np.log(ratio)).max()), 0.0, float(np.log(1.35)),
-        detail=f"max |log(median count / k*)| over the sweep; counts {quartiles[:, 1].tolist()}, k* {modes.tolist()}",
-    ))
     fine = np.linspace(sweep.min(), sweep.max(), 200)
     figures = {"clusters_vs_beta": cluster_count_plot(
         sweep, quartiles[:, 1], quartiles[:, 0], quartiles[:, 2],
@@ -123,9 +158,18 @@ def run(p: Params, ctx: RunContext) -> Result:
     if snapshot is not None:
         figures["snapshots"] = snapshot
     data = xr.Dataset(
-        {"median_clusters": (("beta", "t"), np.asarray([medians[b] for b in p.beta])),
+        {"median_clusters": (("beta", "t"), np.asarray([np.median(counts_by_beta[b], axis=1) for b in p.beta])),
+         "clusters": (("beta", "t", "run"), np.asarray([counts_by_beta[b] for b in p.beta])),
          "sweep_quartiles": (("sweep_beta", "quantile"), quartiles),
          "sweep_fastest_mode": ("sweep_beta", modes)},
         coords={"beta": p.beta, "t": times, "sweep_beta": sweep, "quantile": [0.25, 0.5, 0.75]},
     )
-    return Result(experiment="metastability", params={}, metrics=metrics, claims=claims, data=data, figures=figures)
+    s = summary(data, p)
+    metrics = {
+        "median_clusters": s["medians"][p.beta[0]].tolist(),
+        "cluster_histogram": s["histograms"][p.beta[0]],
+        "median_clusters_by_beta": {f"{b:g}": m.tolist() for b, m in s["medians"].items()},
+        **{key: s[key] for key in ("sweep_median_clusters", "sweep_fastest_mode", "sweep_exponent",
+                                   "sweep_ratio_to_fastest_mode") if key in s},
+    }
+    return Result(metrics=metrics, data=data, figures=figures)

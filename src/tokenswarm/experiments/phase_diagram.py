@@ -17,7 +17,9 @@ import xarray as xr
 from tokenswarm import theory
 from tokenswarm.ensembles import DELTA, boundary_times, clustered_fraction
 from tokenswarm.experiments.registry import RunContext, register
-from tokenswarm.io.results import Result, claim_less
+from tokenswarm.io.claims import ClaimSet, RunSettings, Verdict, less
+from tokenswarm.io.refs import Ref
+from tokenswarm.io.results import Result
 from tokenswarm.plots import phase_diagram_grid
 
 
@@ -45,6 +47,77 @@ class Params:
     model: Literal["sa", "usa"] = field(default="sa", metadata={"help": "attention normalisation"})
 
 
+def summary(data: xr.Dataset, p: Params) -> dict:
+    """The measurements of a run, from its dataset, keyed like its metrics."""
+    betas, times = data.beta.values, data.t.values
+    schemes, dims = [str(s) for s in data.scheme.values], [int(d) for d in data.d.values]
+    ode_crossing = data.ode_crossing_time.values
+    metrics = {
+        "fraction": data.fraction.values[0, 0].tolist(),
+        "standard_error_max": float(data.standard_error.values.max()),
+        "runs": p.runs,
+    }
+    for i, scheme in enumerate(schemes):
+        for j, d in enumerate(dims):
+            f, e = data.fraction.values[i, j], data.standard_error.values[i, j]
+            late = f[:, -1]
+            if d == 2:
+                strong = betas >= 3
+                if strong.any():
+                    metrics[f"d2_plateau_{scheme}"] = float(late[strong].mean())
+                    metrics[f"d2_plateau_se_{scheme}"] = float(np.sqrt((e[strong, -1] ** 2).sum()) / strong.sum())
+            if d >= 128:
+                metrics[f"intermediate_cells_d{d}_{scheme}"] = float(((f > 0.05) & (f < 0.95)).mean())
+                boundary = boundary_times(f, times)
+                valid = np.isfinite(boundary) & np.isfinite(ode_crossing)
+                if valid.any():
+                    metrics[f"boundary_lag_d{d}_{scheme}"] = float(np.median(boundary[valid] / ode_crossing[valid] - 1))
+                    metrics[f"boundary_betas_d{d}_{scheme}"] = int(valid.sum())
+    return metrics
+
+
+CLAIMS = ClaimSet()
+
+
+def _cells(data: xr.Dataset):
+    return [(str(scheme), int(d)) for scheme in data.scheme.values for d in data.d.values]
+
+
+@CLAIMS.rule("d = 2 plateau well below 1 ({scheme})", Ref("2312.10794", "Fig. 3 (d = 2 panel)"))
+def _plateau(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verdict]:
+    s = summary(data, p)
+    return [
+        less(s[f"d2_plateau_{scheme}"], 0.8,
+             detail=f"mean over beta >= 3 of the fraction at t = {data.t.values[-1]:g}; "
+                    f"MC s.e. {s[f'd2_plateau_se_{scheme}']:.3f}, runs = {p.runs}",
+             labels={"scheme": scheme})
+        for scheme, d in _cells(data) if d == 2 and f"d2_plateau_{scheme}" in s
+    ]
+
+
+@CLAIMS.rule("d = {d} diagram nearly 0/1-valued ({scheme})", Ref("2312.10794", "Fig. 3 (d >= 128 panels)"))
+def _binary(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verdict]:
+    s = summary(data, p)
+    return [
+        less(s[f"intermediate_cells_d{d}_{scheme}"], 0.15, detail="share of (beta, t) cells with 0.05 < fraction < 0.95",
+             labels={"d": d, "scheme": scheme})
+        for scheme, d in _cells(data) if d >= 128
+    ]
+
+
+@CLAIMS.rule("d = {d} boundary follows the equiangular ODE ({scheme})",
+             Ref("2312.10794", "Fig. 3 (black curve), Thm 6.9"))
+def _boundary(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verdict]:
+    s = summary(data, p)
+    return [
+        less(abs(s[f"boundary_lag_d{d}_{scheme}"]), 0.05 if scheme == "accurate" else 0.15,
+             detail=f"median relative lag of the t where fraction = 0.5 behind the rho0 = 0 crossing time "
+                    f"({s[f'boundary_betas_d{d}_{scheme}']} betas); the authors' eta = {p.step} is expected to lag a few %",
+             labels={"d": d, "scheme": scheme})
+        for scheme, d in _cells(data) if d >= 128 and f"boundary_lag_d{d}_{scheme}" in s
+    ]
+
+
 @register(
     "phase-diagram",
     title="Clustering phase diagram over (beta, t) for several d",
@@ -56,6 +129,7 @@ class Params:
         "beta": [0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0],
         "t": np.round(np.arange(0, 30.0001, 0.5), 6).tolist(),
     },
+    claims=CLAIMS,
 )
 def run(p: Params, ctx: RunContext) -> Result:
     betas, times = _grid(p.beta), _grid(p.t)
@@ -78,46 +152,6 @@ def run(p: Params, ctx: RunContext) -> Result:
         theory.equiangular_crossing_time(1 - DELTA, 0.0, p.n, float(b), p.model) if b > 0 else np.nan for b in betas
     ])
 
-    claims, metrics = [], {}
-    main = schemes[0]
-    metrics["fraction"] = fractions[main, p.d].tolist()
-    metrics["standard_error_max"] = float(max(e.max() for e in errors.values()))
-    metrics["runs"] = p.runs
-    for scheme in schemes:
-        for d in dims:
-            f, e = fractions[scheme, d], errors[scheme, d]
-            late = f[:, -1]
-            if d == 2:
-                strong = betas >= 3
-                if strong.any():
-                    plateau = float(late[strong].mean())
-                    se = float(np.sqrt((e[strong, -1] ** 2).sum()) / strong.sum())
-                    metrics[f"d2_plateau_{scheme}"] = plateau
-                    claims.append(claim_less(
-                        f"d = 2 plateau well below 1 ({scheme})", "2312.10794 Fig. 3 (d = 2 panel)",
-                        plateau, 0.8,
-                        detail=f"mean over beta >= 3 of the fraction at t = {times[-1]:g}; MC s.e. {se:.3f}, runs = {p.runs}",
-                    ))
-            if d >= 128:
-                intermediate = float(((f > 0.05) & (f < 0.95)).mean())
-                metrics[f"intermediate_cells_d{d}_{scheme}"] = intermediate
-                claims.append(claim_less(
-                    f"d = {d} diagram nearly 0/1-valued ({scheme})", "2312.10794 Fig. 3 (d >= 128 panels)",
-                    intermediate, 0.15, detail="share of (beta, t) cells with 0.05 < fraction < 0.95",
-                ))
-                boundary = boundary_times(f, times)
-                valid = np.isfinite(boundary) & np.isfinite(ode_crossing)
-                if valid.any():
-                    lag = float(np.median(boundary[valid] / ode_crossing[valid] - 1))
-                    metrics[f"boundary_lag_d{d}_{scheme}"] = lag
-                    bound = 0.05 if scheme == "accurate" else 0.15
-                    claims.append(claim_less(
-                        f"d = {d} boundary follows the equiangular ODE ({scheme})",
-                        "2312.10794 Fig. 3 (black curve), Thm 6.9", abs(lag), bound,
-                        detail=f"median relative lag of the t where fraction = 0.5 behind the rho0 = 0 crossing time "
-                        f"({int(valid.sum())} betas); the authors' eta = {p.step} is expected to lag a few %",
-                    ))
-
     panels, overlays = {}, {}
     for scheme in schemes:
         for d in dims:
@@ -137,7 +171,6 @@ def run(p: Params, ctx: RunContext) -> Result:
         },
         coords={"scheme": schemes, "d": dims, "beta": betas, "t": times},
     )
-    return Result(
-        experiment="phase-diagram", params={}, metrics=metrics, claims=claims, data=data,
-        figures={"phase_diagram": figure},
-    )
+    metrics = {key: value for key, value in summary(data, p).items()
+               if not key.startswith(("d2_plateau_se_", "boundary_betas_"))}
+    return Result(metrics=metrics, data=data, figures={"phase_diagram": figure})

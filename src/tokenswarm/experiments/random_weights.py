@@ -30,7 +30,9 @@ import xarray as xr
 from tokenswarm.ensembles import DELTA, clustered_fraction
 from tokenswarm.experiments.registry import RunContext, register
 from tokenswarm.fields import Attention
-from tokenswarm.io.results import Result, claim_greater
+from tokenswarm.io.claims import ClaimSet, RunSettings, Verdict, greater
+from tokenswarm.io.refs import Ref
+from tokenswarm.io.results import Result
 from tokenswarm.plots import phase_diagram_grid
 
 PANELS = {"a": ("ginibre", "wishart"), "b": ("wigner", "wishart"), "c": ("ginibre", "B"), "d": ("wigner", "B")}
@@ -79,6 +81,27 @@ def panel_field_factory(panel: str, d: int, runs: int, scaling: str, dtype, devi
     return make_field
 
 
+CLAIMS = ClaimSet()
+
+
+@CLAIMS.rule("panel ({panel}): one cluster at small beta",
+             Ref("2312.10794", "Fig. 5 (clustered region at small beta; cf. Thm 4.2)"))
+def _small_beta(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verdict]:
+    betas, times = data.beta.values, data.t.values
+    low = int(np.argmin(betas))
+    verdicts = []
+    for i, panel in enumerate(p.panels):
+        f, e = data.fraction.values[i], data.standard_error.values[i]
+        norm = float(data.effective_beta_factor.values[i])
+        verdicts.append(greater(
+            float(f[low, -1]), 0.95,
+            detail=f"fraction of clustered pairs at beta = {betas[low]:g}, t = {times[-1]:g}; s.e. {e[low, -1]:.3f} "
+                   f"({p.runs} runs); median |B|_2 = {norm:.3g}, so the effective beta is beta x {norm:.3g}",
+            labels={"panel": panel},
+        ))
+    return verdicts
+
+
 @register(
     "random-weights",
     title="Phase diagrams with random Q, K, V",
@@ -86,11 +109,12 @@ def panel_field_factory(panel: str, d: int, runs: int, scaling: str, dtype, devi
     reference="2312.10794 Fig. 5",
     params=Params,
     quick={"d": 16, "n": 16, "runs": 12, "beta": [0.5, 2, 4, 6, 9], "t": np.round(np.arange(0, 15.0001, 0.5), 6).tolist(), "step": 0.1},
+    claims=CLAIMS,
 )
 def run(p: Params, ctx: RunContext) -> Result:
     betas, times = np.asarray(p.beta, float), np.asarray(p.t, float)
     generator = ctx.generator()
-    fractions, errors, metrics, claims, panels = {}, {}, {}, [], {}
+    fractions, errors, norms_by_panel, metrics, panels = {}, {}, {}, {}, {}
     for panel in p.panels:
         norms: list[torch.Tensor] = []
         make_field = panel_field_factory(panel, p.d, p.runs, p.scaling, ctx.dtype, ctx.device, norms)
@@ -101,17 +125,11 @@ def run(p: Params, ctx: RunContext) -> Result:
         )
         fractions[panel], errors[panel] = f, e
         norm = float(torch.cat(norms).median())
+        norms_by_panel[panel] = norm
         b_law, v_law = PANELS[panel]
         panels[f"({panel}) B {b_law}, V {'= B' if v_law == 'B' else v_law}"] = (f, times, betas)
         metrics[f"fraction_final_{panel}"] = f[:, -1].tolist()
         metrics[f"effective_beta_factor_{panel}"] = norm
-        low = int(np.argmin(betas))
-        claims.append(claim_greater(
-            f"panel ({panel}): one cluster at small beta", "2312.10794 Fig. 5 (clustered region at small beta; cf. Thm 4.2)",
-            float(f[low, -1]), 0.95,
-            detail=f"fraction of clustered pairs at beta = {betas[low]:g}, t = {times[-1]:g}; s.e. {e[low, -1]:.3f} "
-                   f"({p.runs} runs); median |B|_2 = {norm:.3g}, so the effective beta is beta x {norm:.3g}",
-        ))
     metrics["runs"] = p.runs
     figure = phase_diagram_grid(
         panels, ncols=len(panels),
@@ -119,8 +137,8 @@ def run(p: Params, ctx: RunContext) -> Result:
     )
     data = xr.Dataset(
         {"fraction": (("panel", "beta", "t"), np.stack([fractions[k] for k in p.panels])),
-         "standard_error": (("panel", "beta", "t"), np.stack([errors[k] for k in p.panels]))},
+         "standard_error": (("panel", "beta", "t"), np.stack([errors[k] for k in p.panels])),
+         "effective_beta_factor": ("panel", np.asarray([norms_by_panel[k] for k in p.panels]))},
         coords={"panel": p.panels, "beta": betas, "t": times},
     )
-    return Result(experiment="random-weights", params={}, metrics=metrics, claims=claims, data=data,
-                  figures={"random_weights": figure})
+    return Result(metrics=metrics, data=data, figures={"random_weights": figure})

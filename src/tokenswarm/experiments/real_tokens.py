@@ -37,7 +37,9 @@ import xarray as xr
 
 from tokenswarm.experiments.registry import RunContext, register
 from tokenswarm.fields import Attention
-from tokenswarm.io.results import Result, check, claim_greater, claim_less
+from tokenswarm.io.claims import ClaimSet, RunSettings, Verdict, greater, less, verdict
+from tokenswarm.io.refs import Ref
+from tokenswarm.io.results import Result
 from tokenswarm.metrics import cluster_count, pairwise_inner_products
 from tokenswarm.plots import line_plot
 from tokenswarm.plots._common import new_figure, style
@@ -336,6 +338,67 @@ def _histogram_figure(model: np.ndarray, flow: np.ndarray, times: Sequence[float
     return figure
 
 
+def summary(data: xr.Dataset) -> dict:
+    """The held-out comparison of a run, from its dataset: mean W1 of the flow and of both baselines."""
+    w1, w1_static, w1_beta0 = data.w1.values, data.w1_static.values, data.w1_beta0.values
+    return {
+        "w1_mean": float(w1.mean()),
+        "w1_static_mean": float(w1_static.mean()),
+        "w1_ratio": float(w1.mean() / w1_static.mean()),
+        "w1_beta0_mean": float(w1_beta0.mean()),
+    }
+
+
+CLAIMS = ClaimSet()
+
+
+@CLAIMS.rule("mean token cosine grows from the embeddings to the last layer",
+             Ref("2312.10794", "§1, Fig. 1 (token histograms across layers; clustering with depth; "
+                 "measured on all-MiniLM-L6-v2); docs/theory/probing.md §1"))
+def _cosine_grows(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
+    mean_model = data.mean_cosine_model.values.tolist()
+    texts = int(data.texts_fit) + int(data.texts_heldout)
+    return greater(
+        mean_model[-1] - mean_model[0], 0.0,
+        detail=f"mean over pairs i<j per text, then over {texts} texts: "
+               f"{mean_model[0]:.4f} (embeddings) -> {mean_model[-1]:.4f} (layer {len(mean_model) - 1})",
+    )
+
+
+@CLAIMS.rule("fewer clusters at the last layer than at the embeddings",
+             Ref("2312.10794", "§1, Fig. 1 (token histograms across layers; clustering with depth); "
+                 "docs/theory/probing.md §1"))
+def _fewer_clusters(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
+    clusters_model = data.clusters_model.values.tolist()
+    return less(
+        clusters_model[-1] - clusters_model[0], 0.0,
+        detail=f"mean cluster count per text (components of <x_i,x_j> > {1 - p.delta:g}): "
+               f"{clusters_model[0]:.2f} -> {clusters_model[-1]:.2f}",
+    )
+
+
+@CLAIMS.rule("fitted SA flow beats the static baseline on held-out texts (W1 ratio)",
+             Ref("2312.10794", "numerical check: toolkit protocol, docs/probe.md"))
+def _beats_static(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
+    s = summary(data)
+    return less(
+        s["w1_ratio"], 1.0,
+        detail=f"mean over layers of W1(model layer l, flow at t_l) = {s['w1_mean']:.4f} vs "
+               f"W1(model layer l, embeddings) = {s['w1_static_mean']:.4f}; {int(data.texts_heldout)} held-out texts, "
+               f"beta and times fitted on the other {int(data.texts_fit)}",
+    )
+
+
+@CLAIMS.rule("fitted beta beats pure averaging (beta = 0) on held-out texts",
+             Ref("2312.10794", "numerical check: toolkit protocol, docs/probe.md (does attention's beta matter?)"))
+def _beats_averaging(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
+    s = summary(data)
+    return verdict(
+        [s["w1_mean"], s["w1_beta0_mean"]], "first < second", s["w1_mean"] < s["w1_beta0_mean"],
+        detail=f"mean held-out W1 at beta = {float(data.beta_fit):g} vs at beta = 0 (its own times fitted on the fit texts)",
+    )
+
+
 @register(
     "real-tokens",
     title="MiniLM token states on real text against the SA flow (fitted beta and layer times)",
@@ -343,6 +406,7 @@ def _histogram_figure(model: np.ndarray, flow: np.ndarray, times: Sequence[float
     reference=REFERENCE,
     params=Params,
     quick={"texts": 8, "beta": [0.0, 2.0, 3.0, 4.0, 5.0], "time_points": 61, "t_max": 20.0},
+    claims=CLAIMS,
 )
 def run(p: Params, ctx: RunContext) -> Result:
     from tokenswarm.probe import load_corpus, minilm_path, run_probe
@@ -368,39 +432,6 @@ def run(p: Params, ctx: RunContext) -> Result:
     all_flow = evaluate_flow([h[0] for h in hidden], fit.beta, fit.times, step=p.step)
     mean_model, mean_flow = _mean_cosine(hidden), _mean_cosine(all_flow)
     clusters_model, clusters_flow = _clusters(hidden, p.delta), _clusters(all_flow, p.delta)
-    ratio = float(w1.mean() / w1_static.mean())
-
-    claims = [
-        claim_greater(
-            "mean token cosine grows from the embeddings to the last layer",
-            f"{REFERENCE} (clustering with depth; measured on all-MiniLM-L6-v2)",
-            mean_model[-1] - mean_model[0], 0.0,
-            detail=f"mean over pairs i<j per text, then over {len(texts)} texts: "
-                   f"{mean_model[0]:.4f} (embeddings) -> {mean_model[-1]:.4f} (layer {layers})",
-        ),
-        claim_less(
-            "fewer clusters at the last layer than at the embeddings",
-            f"{REFERENCE} (clustering with depth)",
-            clusters_model[-1] - clusters_model[0], 0.0,
-            detail=f"mean cluster count per text (components of <x_i,x_j> > {1 - p.delta:g}): "
-                   f"{clusters_model[0]:.2f} -> {clusters_model[-1]:.2f}",
-        ),
-        claim_less(
-            "fitted SA flow beats the static baseline on held-out texts (W1 ratio)",
-            "toolkit protocol, docs/probe.md",
-            ratio, 1.0,
-            detail=f"mean over layers of W1(model layer l, flow at t_l) = {w1.mean():.4f} vs "
-                   f"W1(model layer l, embeddings) = {w1_static.mean():.4f}; {len(held_states)} held-out texts, "
-                   f"beta and times fitted on the other {len(fit_states)}",
-        ),
-        check(
-            "fitted beta beats pure averaging (beta = 0) on held-out texts",
-            "toolkit protocol, docs/probe.md (does attention's beta matter?)",
-            [float(w1.mean()), float(w1_beta0.mean())], "first < second",
-            bool(w1.mean() < w1_beta0.mean()),
-            detail=f"mean held-out W1 at beta = {fit.beta:g} vs at beta = 0 (its own times fitted on the fit texts)",
-        ),
-    ]
 
     bin_edges = np.linspace(-1.0, 1.0, 201)
     data = xr.Dataset(
@@ -409,6 +440,14 @@ def run(p: Params, ctx: RunContext) -> Result:
             "hist_flow": (("layer", "bin"), np.stack([np.histogram(row, bin_edges)[0] for row in held_flow])),
             "mean_cosine_model": ("layer", np.asarray(mean_model)),
             "mean_cosine_flow": ("layer", np.asarray(mean_flow)),
+            "clusters_model": ("layer", np.asarray(clusters_model)),
+            "clusters_flow": ("layer", np.asarray(clusters_flow)),
+            "w1": ("fitted_layer", w1),
+            "w1_static": ("fitted_layer", w1_static),
+            "w1_beta0": ("fitted_layer", w1_beta0),
+            "beta_fit": ((), fit.beta),
+            "texts_fit": ((), len(fit_states)),
+            "texts_heldout": ((), len(held_states)),
             "objective": ("beta", fit.objective_by_beta),
             "times_by_beta": (("beta", "fitted_layer"), fit.times_by_beta),
         },
@@ -433,6 +472,7 @@ def run(p: Params, ctx: RunContext) -> Result:
             xlabel=r"$\beta$", ylabel="mean W1", markers=True, title=f"beta_fit = {fit.beta:g}",
         ),
     }
+    measured = summary(data)
     metrics = {
         "layers": layers,
         "texts_fit": len(fit_states),
@@ -446,15 +486,15 @@ def run(p: Params, ctx: RunContext) -> Result:
         "objective_by_beta": fit.objective_by_beta.tolist(),
         "w1_fit_per_layer": fit.w1.tolist(),
         "w1_per_layer": w1.tolist(),
-        "w1_mean": float(w1.mean()),
+        "w1_mean": measured["w1_mean"],
         "w1_static_baseline": w1_static.tolist(),
-        "w1_static_mean": float(w1_static.mean()),
-        "w1_ratio": ratio,
+        "w1_static_mean": measured["w1_static_mean"],
+        "w1_ratio": measured["w1_ratio"],
         "w1_beta0_per_layer": w1_beta0.tolist(),
-        "w1_beta0_mean": float(w1_beta0.mean()),
+        "w1_beta0_mean": measured["w1_beta0_mean"],
         "times_beta0": averaging.times.tolist(),
         "clusters_model": clusters_model,
         "clusters_flow": clusters_flow,
         "attention_row_sum_error": probe.metrics["attention_row_sum_error"],
     }
-    return Result(experiment="real-tokens", params={}, metrics=metrics, claims=claims, data=data, figures=figures)
+    return Result(metrics=metrics, data=data, figures=figures)

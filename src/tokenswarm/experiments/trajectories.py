@@ -6,11 +6,14 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+import torch
 import xarray as xr
 
 from tokenswarm.experiments.registry import RunContext, register
 from tokenswarm.fields import Attention
-from tokenswarm.io.results import Result, claim_less
+from tokenswarm.io.claims import ClaimSet, RunSettings, Verdict, less
+from tokenswarm.io.refs import Ref
+from tokenswarm.io.results import Result
 from tokenswarm.metrics import cluster_count, cluster_labels
 from tokenswarm.plots import animate_tokens, circle_snapshots, sphere_snapshots
 from tokenswarm.solve import RK4, integrate
@@ -39,6 +42,21 @@ def simulate_tokens(n, d, beta, model, value, t_max, frames, step, generator, dt
     return integrate(field_, x0, times, RK4(step=step), progress=True)
 
 
+def norm_error(data: xr.Dataset) -> float:
+    """max | |x_i(t)| - 1 | over the saved trajectory (in its own precision)."""
+    return float((torch.as_tensor(data.x.values).norm(dim=-1) - 1).abs().max())
+
+
+CLAIMS = ClaimSet()
+
+
+@CLAIMS.rule("tokens stay on the sphere",
+             Ref("2312.10794", "numerical check: docs/theory/attention_ode.md §1.2 (retraction)"))
+def _on_sphere(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
+    return less(norm_error(data), 1e-12 if run.dtype == "float64" else 1e-5,
+                detail="max | |x_i(t)| - 1 | over the trajectory")
+
+
 @register(
     "trajectories",
     title="Animation of tokens clustering on the sphere",
@@ -46,6 +64,7 @@ def simulate_tokens(n, d, beta, model, value, t_max, frames, step, generator, dt
     reference="2312.10794 §1, Figs. 1 and 4",
     params=Params,
     quick={"n": 32, "frames": 40, "t_max": 20.0, "step": 0.1},
+    claims=CLAIMS,
 )
 def run(p: Params, ctx: RunContext) -> Result:
     traj = simulate_tokens(p.n, p.d, p.beta, p.model, p.value, p.t_max, p.frames, p.step,
@@ -62,17 +81,11 @@ def run(p: Params, ctx: RunContext) -> Result:
     figure = (snapshots(x[picks], traj.times[picks], cluster_labels=labels) if p.d == 2
               else snapshots(x[picks], traj.times[picks]))
     counts = cluster_count(x, 1e-3).cpu().numpy()
-    norm_error = float((x.norm(dim=-1) - 1).abs().max())
-    claims = [claim_less(
-        "tokens stay on the sphere", "docs/theory/attention_ode.md §1.2 (retraction)", norm_error, 1e-12 if x.dtype.itemsize == 8 else 1e-5,
-        detail="max | |x_i(t)| - 1 | over the trajectory",
-    )]
     data = xr.Dataset(
         {"x": (("t", "token", "dim"), x.cpu().numpy()), "clusters": ("t", counts)},
         coords={"t": traj.times.numpy()},
     )
     return Result(
-        experiment="trajectories", params={},
-        metrics={"final_clusters": int(counts[-1]), "clusters": counts.tolist(), "max_norm_error": norm_error},
-        claims=claims, data=data, figures={"snapshots": figure}, animations={"trajectories": gif},
+        metrics={"final_clusters": int(counts[-1]), "clusters": counts.tolist(), "max_norm_error": norm_error(data)},
+        data=data, figures={"snapshots": figure}, animations={"trajectories": gif},
     )
