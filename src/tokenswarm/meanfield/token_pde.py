@@ -61,6 +61,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tokenswarm.fields.attention import attention_weights
+
 __all__ = [
     "MAX_STABLE_TAU",
     "StabilityError",
@@ -74,7 +76,6 @@ __all__ = [
     "diffusion_step",
     "diffusion_substeps",
     "layer_norm_projection",
-    "softmax_attention",
     "fit_token_pde",
     "one_step_errors",
 ]
@@ -196,19 +197,6 @@ def _exact_projection(z: torch.Tensor) -> torch.Tensor:
     d = z.shape[-1]
     centred = z - z.mean(dim=-1, keepdim=True)
     return math.sqrt(d) * centred / centred.norm(dim=-1, keepdim=True)
-
-
-def softmax_attention(
-    logits: torch.Tensor, mask: torch.Tensor | None = None, *, causal: bool = False
-) -> torch.Tensor:
-    """Row-softmax of ``(B, H, n, n)`` logits over the real keys (``mask``) and, if ``causal``, ``j <= i``."""
-    if mask is not None:
-        logits = logits.masked_fill(~mask[:, None, None, :], -math.inf)
-    if causal:
-        n = logits.shape[-1]
-        upper = torch.ones(n, n, dtype=torch.bool, device=logits.device).triu(1)
-        logits = logits.masked_fill(upper, -math.inf)
-    return torch.softmax(logits, dim=-1)
 
 
 # --------------------------------------------------------------------------------------
@@ -400,7 +388,9 @@ class TokenPDE(nn.Module):
             q = torch.einsum("hkd,bnd->bhnk", self.w_query[p], z) + self.b_query[p][:, None, :]
             key = torch.einsum("hkd,bnd->bhnk", self.w_key[p], z)
             logits = q @ key.mT / math.sqrt(c.k)
-        return softmax_attention(logits, mask, causal=c.causal)
+        # (B, H, n, n) logits; the mask (B, n) of real tokens broadcasts over heads and queries
+        key_mask = None if mask is None else mask[:, None, :]
+        return attention_weights(logits, causal=c.causal, key_mask=key_mask)
 
     def _attend(self, u: torch.Tensor, z: torch.Tensor, p: int, mask: torch.Tensor | None,
                 ) -> tuple[torch.Tensor, torch.Tensor]:

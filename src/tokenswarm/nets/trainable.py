@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tokenswarm.fields.attention import attention_weights
+
 __all__ = ["TrainableTransformer", "ValueInit", "VALUE_INITS"]
 
 ValueInit = Literal["random", "zero", "identity", "scaled", "noisy_identity"]
@@ -218,7 +220,7 @@ class TrainableTransformer(nn.Module):
         # keys too (a quarter of the layer's cost), and (A x) Vᵀ = A (x Vᵀ).
         bilinear = weights["query"].mT @ weights["key"]
         logits = self._project(x, bilinear.mT) @ x.mT / math.sqrt(self.d)
-        return self._project(torch.softmax(logits, dim=-1) @ x, weights["value"])
+        return self._project(attention_weights(logits) @ x, weights["value"])
 
     def mlp(self, x: torch.Tensor, weights: dict[str, torch.Tensor]) -> torch.Tensor:
         hidden = torch.relu(self._project(x, weights["mlp_in"]) + weights["mlp_in_bias"][..., None, None, :])

@@ -54,8 +54,8 @@ from typing import Literal, NamedTuple
 import torch
 from torch import nn
 
-from tokenswarm.fields.attention import Attention
-from tokenswarm.fields.base import Field, LieTrotter
+from tokenswarm.fields.attention import Attention, attention_weights
+from tokenswarm.fields.base import Field, LieTrotter, SumField
 from tokenswarm.fields.mlp import ACTIVATIONS, MLP
 from tokenswarm.sphere import layer_norm_map, rms_norm_map
 
@@ -222,11 +222,7 @@ class SelfAttention(nn.Module):
         """Returns the output ``(*batch, n, dim)`` and the probabilities ``(*batch, heads, n, n)``."""
         q, k, v = self._split(self.query(x)), self._split(self.key(x)), self._split(self.value(x))
         logits = (q @ k.transpose(-1, -2)) / math.sqrt(self.head_dim)
-        if self.causal:
-            n = x.shape[-2]
-            future = torch.ones(n, n, dtype=torch.bool, device=x.device).triu(1)
-            logits = logits.masked_fill(future, -math.inf)
-        probabilities = torch.softmax(logits, dim=-1)
+        probabilities = attention_weights(logits, causal=self.causal)
         mixed = self.dropout(probabilities) @ v  # (*batch, heads, n, head_dim)
         return self.out(mixed.transpose(-3, -2).flatten(-2)), probabilities
 
@@ -386,20 +382,6 @@ class ConstantField(Field):
         return "Constant"
 
 
-class _Sum(Field):
-    def __init__(self, *parts: Field):
-        self.parts = parts
-
-    def output(self, t, x):
-        total = self.parts[0].output(t, x)
-        for part in self.parts[1:]:
-            total = total + part.output(t, x)
-        return total
-
-    def __repr__(self) -> str:
-        return " + ".join(repr(p) for p in self.parts)
-
-
 def _norm_map(norm: nn.Module) -> tuple[Callable, torch.Tensor | None, torch.Tensor | None]:
     """(affine-free map, gain, offset) of a norm module."""
     if isinstance(norm, nn.LayerNorm):
@@ -451,14 +433,14 @@ def block_fields(block: TransformerBlock) -> LieTrotter:
     attention_field: Field = Attention(1.0 / math.sqrt(k), normalization="sa", Q=Q.clone(), K=K.clone(),
                                        V=V.clone(), causal=config.causal, backend="dense")
     if attention.out.bias is not None:
-        attention_field = _Sum(attention_field, ConstantField(attention.out.bias.detach().clone()))
+        attention_field = SumField([attention_field, ConstantField(attention.out.bias.detach().clone())])
     parts: list[Field] = [PreNormField(attention_field, norm, lift=True)]
     if block.mlp is not None:
         norm, gain, offset = _norm_map(block.mlp_norm)
         inner = _lifted(block.mlp.inner.weight, block.mlp.inner.bias, gain, offset)
         mlp_field: Field = MLP(block.mlp.outer.weight.detach().clone(), inner.clone(), activation=config.activation)
         if block.mlp.outer.bias is not None:
-            mlp_field = _Sum(mlp_field, ConstantField(block.mlp.outer.bias.detach().clone()))
+            mlp_field = SumField([mlp_field, ConstantField(block.mlp.outer.bias.detach().clone())])
         parts.append(PreNormField(mlp_field, norm, lift=True))
     return LieTrotter(parts, renormalize=False)
 
