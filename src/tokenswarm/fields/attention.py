@@ -35,6 +35,7 @@ from typing import Literal, Union
 import torch
 import torch.nn.functional as F
 
+from tokenswarm import checks
 from tokenswarm.fields.base import Field
 
 __all__ = ["Attention", "attention_output", "attention_weights"]
@@ -213,14 +214,13 @@ class Attention(Field):
         backend: Backend = "fused",
     ):
         if isinstance(beta, torch.Tensor):
-            if not bool(torch.isfinite(beta).all()) or bool((beta < 0).any()):
-                raise ValueError("beta must be finite and >= 0 everywhere")
-        elif not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta >= 0):
-            raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
-        if normalization not in ("sa", "usa"):
-            raise ValueError(f"normalization must be 'sa' or 'usa', got {normalization!r}")
-        if backend not in _BACKENDS:
-            raise ValueError(f"backend must be one of {sorted(_BACKENDS)}, got {backend!r}")
+            checks.tensor_numbers("beta", beta)
+        elif isinstance(beta, (int, float)):
+            checks.number("beta", beta)
+        else:
+            raise ValueError(f"beta must be a finite number >= 0 or a tensor of them, got {beta!r}")
+        checks.choice("normalization", normalization, ("sa", "usa"))
+        checks.choice("backend", backend, tuple(_BACKENDS))
         # A tensor beta of shape (*batch) gives one inverse temperature per system.
         self.beta = beta if isinstance(beta, torch.Tensor) else float(beta)
         self.normalization = normalization

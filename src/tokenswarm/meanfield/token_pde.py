@@ -61,6 +61,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tokenswarm import checks
 from tokenswarm.fields.attention import attention_weights
 
 __all__ = [
@@ -254,15 +255,12 @@ class TokenPDEConfig:
 
     def __post_init__(self):
         for name, minimum in (("dim", 1), ("layers", 1), ("heads", 1), ("substeps", 1)):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < minimum:
-                raise ValueError(f"TokenPDEConfig.{name} must be an integer >= {minimum}, got {value!r}")
+            checks.integer(f"TokenPDEConfig.{name}", getattr(self, name), minimum, strict=True)
         choices = {"qk": ("identity", "learned"), "value": ("identity", "learned"),
                    "reaction": ("none", "linear", "mlp"), "norm": ("none", "projection", "affine"),
                    "placement": ("pre", "post"), "stability": ("error", "substep")}
         for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"TokenPDEConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
+            checks.choice(f"TokenPDEConfig.{name}", getattr(self, name), allowed)
         if self.head_dim is not None and self.head_dim < 1:
             raise ValueError(f"TokenPDEConfig.head_dim must be >= 1, got {self.head_dim}")
         if self.hidden is not None and self.hidden < 1:

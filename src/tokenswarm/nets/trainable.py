@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tokenswarm import checks
 from tokenswarm.fields.attention import attention_weights
 
 __all__ = ["TrainableTransformer", "ValueInit", "VALUE_INITS"]
@@ -75,8 +76,7 @@ class TrainableTransformer(nn.Module):
         for name, value, minimum in (("in_features", in_features, 1), ("tokens", tokens, 1),
                                      ("classes", classes, 2), ("d", d, 1), ("layers", layers, 1),
                                      ("mlp_width", mlp_width, 0)):
-            if not isinstance(value, int) or value < minimum:
-                raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+            checks.integer(name, value, minimum, strict=True)
         self.in_features, self.tokens, self.classes = in_features, tokens, classes
         self.d, self.layers, self.mlp_width = d, layers, mlp_width
         self.residual_exponent, self.eps = float(residual_exponent), float(eps)

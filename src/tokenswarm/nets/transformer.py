@@ -54,6 +54,7 @@ from typing import Literal, NamedTuple
 import torch
 from torch import nn
 
+from tokenswarm import checks
 from tokenswarm.fields.attention import Attention, attention_weights
 from tokenswarm.fields.base import Field, LieTrotter, SumField
 from tokenswarm.fields.mlp import ACTIVATIONS, MLP
@@ -121,9 +122,7 @@ class TransformerConfig:
 
     def __post_init__(self):
         for name in ("dim", "depth", "heads"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"TransformerConfig.{name} must be an integer >= 1, got {value!r}")
+            checks.integer(f"TransformerConfig.{name}", getattr(self, name), 1, strict=True)
         if self.dim % self.heads:
             raise ValueError(f"TransformerConfig.heads must divide dim; got heads={self.heads}, dim={self.dim}")
         if not _finite_number(self.mlp_ratio) or self.mlp_ratio < 0:
@@ -131,10 +130,8 @@ class TransformerConfig:
         if self.mlp_ratio > 0 and self.mlp_width < 1:
             raise ValueError(f"TransformerConfig.mlp_ratio={self.mlp_ratio} gives an MLP of width 0 at dim={self.dim}; "
                              "use mlp_ratio=0 for no MLP")
-        if self.norm not in NORMS:
-            raise ValueError(f"TransformerConfig.norm must be one of {NORMS}, got {self.norm!r}")
-        if self.placement not in PLACEMENTS:
-            raise ValueError(f"TransformerConfig.placement must be one of {PLACEMENTS}, got {self.placement!r}")
+        checks.choice("TransformerConfig.norm", self.norm, NORMS)
+        checks.choice("TransformerConfig.placement", self.placement, PLACEMENTS)
         for name in ("causal", "residual", "bias", "final_norm"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"TransformerConfig.{name} must be True or False, got {getattr(self, name)!r}")
@@ -142,8 +139,7 @@ class TransformerConfig:
             raise ValueError(f"TransformerConfig.residual_scale must be a finite number, got {self.residual_scale!r}")
         if not _finite_number(self.dropout) or not 0 <= self.dropout < 1:
             raise ValueError(f"TransformerConfig.dropout must be in [0, 1), got {self.dropout!r}")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"TransformerConfig.activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
+        checks.choice("TransformerConfig.activation", self.activation, sorted(ACTIVATIONS))
         if not _finite_number(self.eps) or self.eps <= 0:
             raise ValueError(f"TransformerConfig.eps must be a finite number > 0, got {self.eps!r}")
 

@@ -6,10 +6,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from tokenswarm.theory._checks import (
-    FloatOrArray,
-    _scalar_or_array,
-)
+from tokenswarm import checks
+from tokenswarm.checks import FloatOrArray
 
 # ----------------------------------------------------------- docs/theory/attention_ode.md §2.8 long context
 
@@ -55,7 +53,7 @@ def long_context_cosine(rho: ArrayLike, gamma: ArrayLike, n: ArrayLike) -> Float
     # (n-2) b^2 written without log(n-2), which is -inf at n = 2.
     cross_weight = 2.0 * a * b + (n_arr - 2.0) * np.exp(2.0 * log_b)
     cosine = (rho_arr + (1.0 - rho_arr) * cross_weight) / (rho_arr + (1.0 - rho_arr) * self_weight)
-    return _scalar_or_array(cosine)
+    return checks.scalar_or_array(cosine)
 
 
 def long_context_limit(rho: ArrayLike, gamma: ArrayLike, *, rtol: float = 1e-12) -> FloatOrArray:
@@ -79,6 +77,6 @@ def long_context_limit(rho: ArrayLike, gamma: ArrayLike, *, rtol: float = 1e-12)
     at_critical = np.isclose(gamma_arr, critical, rtol=rtol, atol=0.0)
     limit = np.where(gamma_arr < critical, 1.0, rho_arr)
     limit = np.where(at_critical, 4.0 * rho_arr / (1.0 + 3.0 * rho_arr), limit)
-    return _scalar_or_array(limit)
+    return checks.scalar_or_array(limit)
 
 
