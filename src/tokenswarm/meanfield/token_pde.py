@@ -150,8 +150,7 @@ def dirichlet_energy(u: torch.Tensor, mask: torch.Tensor | None = None) -> torch
 
 def diffusion_substeps(tau: float) -> int:
     """Smallest number ``k`` of equal explicit steps with ``τ / k <= 1/2``."""
-    if not math.isfinite(tau) or tau < 0:
-        raise ValueError(f"diffusion step tau must be finite and >= 0, got {tau!r}")
+    tau = checks.number("diffusion step tau", tau)
     return max(1, math.ceil(tau / MAX_STABLE_TAU - 1e-12))
 
 
@@ -265,8 +264,7 @@ class TokenPDEConfig:
             raise ValueError(f"TokenPDEConfig.head_dim must be >= 1, got {self.head_dim}")
         if self.hidden is not None and self.hidden < 1:
             raise ValueError(f"TokenPDEConfig.hidden must be >= 1, got {self.hidden}")
-        if not (self.dt > 0 and math.isfinite(self.dt)):
-            raise ValueError(f"TokenPDEConfig.dt must be finite and > 0, got {self.dt}")
+        checks.number("TokenPDEConfig.dt", self.dt, positive=True)
         if self.init_diffusion <= 0:
             raise ValueError(f"TokenPDEConfig.init_diffusion must be > 0 (D = softplus(raw)), got {self.init_diffusion}")
 

@@ -134,8 +134,8 @@ class TrainableTransformer(nn.Module):
         """
         if value not in VALUE_INITS:
             raise ValueError(f"value must be one of {VALUE_INITS}, got {value!r}")
-        if sigma_v2 is not None and not (math.isfinite(sigma_v2) and sigma_v2 >= 0):
-            raise ValueError(f"sigma_v2 must be a finite number >= 0, got {sigma_v2!r}")
+        if sigma_v2 is not None:
+            sigma_v2 = checks.number("sigma_v2", sigma_v2)
         d, p = self.d, self.in_features
 
         def normal(parameter: torch.Tensor, variance: float, gen) -> None:

@@ -122,9 +122,7 @@ def equiangular_solution(
     n = checks.integer("n", n, 2)
     beta = checks.number("beta", beta)
     rho0 = _check_rho0(rho0, n)
-    times = np.asarray(t, dtype=np.float64)
-    if np.any(times < 0) or not np.all(np.isfinite(times)):
-        raise ValueError("t must be finite and >= 0")
+    times = checks.numbers("t", t)
     t_end = float(times.max()) if times.size else 0.0
     if rho0 == 1.0 or t_end == 0.0:
         return checks.scalar_or_array(np.full(times.shape, rho0))

@@ -39,8 +39,7 @@ def long_context_cosine(rho: ArrayLike, gamma: ArrayLike, n: ArrayLike) -> Float
     rho_arr, gamma_arr, n_arr = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (rho, gamma, n)))
     if np.any(n_arr < 2) or not np.all(np.isfinite(n_arr)):
         raise ValueError(f"n must be finite and >= 2, got {n!r}")
-    if np.any(gamma_arr < 0) or not np.all(np.isfinite(gamma_arr)):
-        raise ValueError(f"gamma must be finite and >= 0, got {gamma!r}")
+    checks.numbers("gamma", gamma)
     if np.any(rho_arr > 1) or np.any(rho_arr < -1.0 / (n_arr - 1)):
         raise ValueError(f"rho must lie in [-1/(n-1), 1] (Gram matrix PSD), got {rho!r}")
     log_n = np.log(n_arr)
