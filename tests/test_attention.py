@@ -11,7 +11,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import tokenswarm.fields.attention as attention_module
-from tokenswarm.fields import MLP, Attention, LieTrotter, SumField, attention_output
+from tokenswarm.fields import MLP, Attention, LieTrotter, SumField, attention_output, attention_weights
 from tokenswarm.fields.base import Field
 from tokenswarm.sphere import sample_uniform
 
@@ -298,6 +298,28 @@ def test_usa_equals_exp_lse_times_sa():
     identity = torch.exp(lse - math.log(n)) * sa
     assert rel_err(usa_dense, identity) < 1e-13
     assert rel_err(usa_fused, usa_dense) < 1e-12
+
+
+@pytest.mark.parametrize("normalization", ["sa", "usa"])
+def test_attention_weights_masks_agree_with_dropping_the_keys(normalization):
+    """A masked key is a missing key (SA); USA keeps ``1/n`` over all keys, as under the causal mask."""
+    generator = torch.Generator().manual_seed(7)
+    logits = torch.randn(3, 2, 6, 6, generator=generator, dtype=torch.float64) * 3
+    real = torch.tensor([[1, 1, 0, 1, 1, 0], [1, 1, 1, 1, 1, 1], [0, 1, 1, 1, 0, 1]], dtype=torch.bool)
+    weights = attention_weights(logits, normalization=normalization, key_mask=real[:, None, :])
+    for b in range(3):
+        kept = attention_weights(logits[b][..., real[b]], normalization=normalization)
+        if normalization == "usa":
+            kept = kept * real[b].sum() / 6
+        torch.testing.assert_close(weights[b][..., real[b]], kept, rtol=1e-15, atol=0)
+        assert torch.all(weights[b][..., ~real[b]] == 0)
+    causal = attention_weights(logits, normalization=normalization, causal=True)
+    for i in range(6):
+        head = attention_weights(logits[..., i : i + 1, : i + 1], normalization=normalization)
+        if normalization == "usa":
+            head = head * (i + 1) / 6
+        torch.testing.assert_close(causal[..., i : i + 1, : i + 1], head, rtol=1e-15, atol=0)
+        assert torch.all(causal[..., i, i + 1 :] == 0)
 
 
 def test_attention_output_function_rectangular_queries():

@@ -291,7 +291,7 @@ def test_interaction_energy_large_beta_is_finite_and_exact_at_a_cluster(dtype: t
 def test_interaction_energy_rejects_nonpositive_beta() -> None:
     x = sphere_points(4, 3, seed=18)
     for beta in (0.0, -1.0):
-        with pytest.raises(ValueError, match="beta must be > 0"):
+        with pytest.raises(ValueError, match="beta must be finite and > 0"):
             interaction_energy(x, beta)
     with pytest.raises(ValueError, match="B must have shape"):
         interaction_energy(x, 1.0, torch.eye(2, dtype=DOUBLE))

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from tokenswarm.fields import attention_weights
 from tokenswarm.meanfield.token_pde import (
     MAX_STABLE_TAU,
     StabilityError,
@@ -20,7 +21,6 @@ from tokenswarm.meanfield.token_pde import (
     layer_norm_projection,
     neumann_laplacian,
     one_step_errors,
-    softmax_attention,
 )
 
 F64 = torch.float64
@@ -134,7 +134,7 @@ def test_row_stochastic_attention_with_identity_value_cannot_grow_hull():
     u = torch.randn(20, 12, 5, generator=_gen(5), dtype=F64) * 3
     q = torch.randn(20, 2, 12, 4, generator=_gen(6), dtype=F64)
     k = torch.randn(20, 2, 12, 4, generator=_gen(7), dtype=F64)
-    A = softmax_attention(q @ k.mT * 2.0)
+    A = attention_weights(q @ k.mT * 2.0)
     assert torch.allclose(A.sum(-1), torch.ones(20, 2, 12, dtype=F64))
     out = A @ u.unsqueeze(1)  # (20, 2, 12, 5): V = I
     diam = torch.cdist(u, u).amax((-2, -1))

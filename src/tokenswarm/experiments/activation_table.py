@@ -9,7 +9,7 @@ the guaranteed energy-decay rate ``λ̄'(β) = -inf F`` of Thm 1.4 (ε = 0, attr
 Metrics layout: ``metrics["table"]`` is a list of rows (activation-major, then d, then bias)
 ``{activation, d, bias, K1, K1_prime, lambda_1, lambda_bar, lambda_bar_prime, u_star,
 coercive, S1, in_paper, paper_lambda_bar_negative}`` (``u_star``: where the infimum of F is
-reached on the grid of ``kernels.energy_decay_bound``, 1.0 for the limit ``F(1⁻) = -λ̄``; rows with
+reached on the grid of ``RandomMLPKernel.energy_decay_bound``, 1.0 for the limit ``F(1⁻) = -λ̄``; rows with
 ``u_star = 1`` have ``λ̄' = λ̄``, which is checked numerically on that grid (1001 uniform points plus
 31 near u = 1, Brent-refined), not proved; ``paper_lambda_bar_negative``: the paper's sign of
 λ̄ for the cell, ``None`` outside the paper's grid). The top-level ``K1, K1_prime, lambda_1,
@@ -38,7 +38,7 @@ from matplotlib.patches import Rectangle
 from tokenswarm.experiments.registry import RunContext, register
 from tokenswarm.io.results import Claim, Result, check, claim_less
 from tokenswarm.plots._common import new_figure, settle, style
-from tokenswarm.theory import random_mlp as kernels
+from tokenswarm.theory.random_mlp import RandomMLPKernel, relu_proposition_1_5
 
 REFERENCE = "2604.26898 §1.4-1.5 (Prop. 1.5, table of K(1), K'(1), λ₁, λ̄)"
 PAPER_ACTIVATIONS = ("relu", "silu", "sigmoid", "tanh")
@@ -76,11 +76,11 @@ def relu_closed_form_error(d_values: list[int], biases: list[float]) -> float:
     errors = []
     for d in d_values:
         for bias in biases:
-            for function in (kernels.kappa, kernels.kappa_prime):
-                quadrature = function(u, "relu", d, bias, bias, method="quadrature")
-                errors.append(np.max(np.abs(quadrature - function(u, "relu", d, bias, bias, method="closed"))))
-            for function in (kernels.K1, kernels.K1_prime):
-                errors.append(abs(function("relu", d, bias, bias, method="quadrature") - function("relu", d, bias, bias, method="closed")))
+            quadrature = RandomMLPKernel("relu", d, bias, bias, method="quadrature")
+            closed = RandomMLPKernel("relu", d, bias, bias, method="closed")
+            errors += [np.max(np.abs(quadrature.kappa(u) - closed.kappa(u))),
+                       np.max(np.abs(quadrature.kappa_prime(u) - closed.kappa_prime(u))),
+                       abs(quadrature.K1 - closed.K1), abs(quadrature.K1_prime - closed.K1_prime)]
     return float(max(errors))
 
 
@@ -89,9 +89,10 @@ def proposition_1_5_error(d_values: list[int], biases: list[float]) -> float:
     errors = []
     for d in d_values:
         for bias in biases:
-            lyapunov, bar = kernels.relu_proposition_1_5(d, bias, bias)
-            errors.append(abs(kernels.lambda_1("relu", d, bias, bias, method="quadrature") - lyapunov) / max(1.0, abs(lyapunov)))
-            errors.append(abs(kernels.lambda_bar("relu", d, bias, bias, method="quadrature") - bar) / max(1.0, abs(bar)))
+            lyapunov, bar = relu_proposition_1_5(d, bias, bias)
+            quadrature = RandomMLPKernel("relu", d, bias, bias, method="quadrature")
+            errors.append(abs(quadrature.lambda_1 - lyapunov) / max(1.0, abs(lyapunov)))
+            errors.append(abs(quadrature.lambda_bar - bar) / max(1.0, abs(bar)))
     return float(max(errors))
 
 
@@ -100,13 +101,14 @@ def compute_rows(p: Params) -> list[dict]:
     for activation in p.activation:
         for d in p.d:
             for bias in p.bias:
-                c = kernels.kernel_constants(activation, d, bias, bias, p.beta)
+                kernel = RandomMLPKernel(activation, d, bias, bias)
+                c = kernel.constants(p.beta)
                 rows.append({
                     "activation": activation, "d": d, "bias": bias,
                     "K1": c.K1, "K1_prime": c.K1_prime, "lambda_1": c.lambda_1, "lambda_bar": c.lambda_bar,
                     "lambda_bar_prime": c.lambda_bar_prime, "u_star": c.u_star,
                     "coercive": c.coercive, "S1": c.S1,
-                    "criterion": kernels.activation_criterion(activation, d, bias, bias),
+                    "criterion": kernel.activation_criterion,
                     "in_paper": activation in PAPER_ACTIVATIONS,
                     "paper_lambda_bar_negative": paper_sign(activation, d, bias),
                 })

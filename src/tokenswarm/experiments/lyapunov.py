@@ -23,12 +23,12 @@ from tokenswarm.nets import RandomMLPTransformer
 from tokenswarm.plots import line_plot
 from tokenswarm.runtime.budget import check_steps
 from tokenswarm.sphere import project, retract, sample_uniform
-from tokenswarm.theory import random_mlp as kernels
+from tokenswarm.theory.random_mlp import ActivationName, RandomMLPKernel
 
 
 @dataclass
 class Params:
-    activation: list[kernels.ActivationName] = field(default_factory=lambda: ["relu", "tanh", "sigmoid"], metadata={"help": "MLP activations"})
+    activation: list[ActivationName] = field(default_factory=lambda: ["relu", "tanh", "sigmoid"], metadata={"help": "MLP activations"})
     d: int = field(default=5, metadata={"min": 2, "help": "dimension"})
     bias: float = field(default=0.1, metadata={"min": 0, "help": "sigma_u = sigma_w"})
     width: int = field(default=64, metadata={"min": 1, "help": "MLP width (the two-point covariance is exact for any width)"})
@@ -74,7 +74,7 @@ def run(p: Params, ctx: RunContext) -> Result:
         rates = measure_lyapunov(activation, p, generator, ctx.dtype, ctx.device)
         measured[activation] = float(rates.mean())
         errors[activation] = float(rates.std(ddof=1) / math.sqrt(p.runs))
-        predicted[activation] = kernels.lambda_1(activation, p.d, p.bias, p.bias)
+        predicted[activation] = RandomMLPKernel(activation, p.d, p.bias, p.bias).lambda_1
         # Euler steps bias the exponent by O(h): allow 3% of |λ₁| on top of 4 standard errors.
         tolerance = 4 * errors[activation] + 0.03 * abs(predicted[activation])
         claims.append(claim_less(

@@ -28,7 +28,7 @@ from tokenswarm.io.results import Result, claim_greater, claim_less
 from tokenswarm.nets import RandomMLPTransformer
 from tokenswarm.plots import line_plot
 from tokenswarm.sphere import sample_uniform
-from tokenswarm.theory import random_mlp as kernels
+from tokenswarm.theory.random_mlp import ActivationName, RandomMLPKernel
 
 
 @dataclass
@@ -39,7 +39,7 @@ class Params:
     beta: float = field(default=1.0, metadata={"min_exclusive": 0, "max": 300, "help": "inverse temperature (e^beta must fit in float64)"})
     d: list[int] = field(default_factory=lambda: [5, 64, 128], metadata={"min": 2, "help": "dimensions"})
     bias: list[float] = field(default_factory=lambda: [0.0, 0.1], metadata={"min": 0, "help": "sigma_u = sigma_w"})
-    activation: list[kernels.ActivationName] = field(default_factory=lambda: ["relu", "silu", "sigmoid", "tanh"], metadata={"help": "activations"})
+    activation: list[ActivationName] = field(default_factory=lambda: ["relu", "silu", "sigmoid", "tanh"], metadata={"help": "activations"})
     attention: list[float] = field(default_factory=lambda: [1.0, 0.0, -1.0], metadata={"help": "attention sign (V = sign I)"})
     width: int = field(default=256, metadata={"min": 1, "help": "MLP width m"})
     runs: int = field(default=8, metadata={"min": 2, "help": "independent runs per configuration"})
@@ -136,7 +136,7 @@ def run(p: Params, ctx: RunContext) -> Result:
         windows[key] = fit_decay_rate(times, mean, floor)
         rates[key] = windows[key].rate
         if attention >= 0:
-            bound = kernels.lambda_bar_prime(p.beta, activation, d, bias, bias)
+            bound = RandomMLPKernel(activation, d, bias, bias).lambda_bar_prime(p.beta)
             standard_error = energies.std(axis=1, ddof=1) / math.sqrt(p.runs) / mean
             bounds[key] = bound
             # Grönwall bound; slack: 3 s.e. of log E[E] (Monte Carlo) + 0.05 (Euler layers).

@@ -9,9 +9,16 @@ For tokens ``x_1..x_n`` (rows of ``x``), one head ``h`` with matrices ``Q_h, K_h
 
 Heads add up, each with its own partition function; the velocity is ``P⊥_{x_i} y_i``.
 
+:func:`attention_weights` is the one place where logits become weights (SA/USA, causal and key
+masks); every softmax attention of the package calls it: the ``"dense"`` backend here, the
+networks of :mod:`tokenswarm.nets` (learned ``Q, K, V`` and heads, dropout on the weights) and
+the master PDE of :mod:`tokenswarm.meanfield.token_pde` (padded keys). They differ in how the
+logits are formed and what the weights average, not in the weights.
+
 Backends (all exact up to round-off, held equal by tests):
 
-* ``"dense"``: the readable reference; materialises the ``n x n`` weights in log domain.
+* ``"dense"``: the readable reference; materialises the ``n x n`` weights
+  (:func:`attention_weights`).
 * ``"chunked"``: the same maths over blocks of queries; memory linear in ``n``, any
   device and dtype.
 * ``"fused"`` (default): PyTorch's flash-attention kernel with its log-sum-exp, so USA is
@@ -28,9 +35,10 @@ from typing import Literal, Union
 import torch
 import torch.nn.functional as F
 
+from tokenswarm import checks
 from tokenswarm.fields.base import Field
 
-__all__ = ["Attention", "attention_output"]
+__all__ = ["Attention", "attention_output", "attention_weights"]
 
 Matrix = Union[None, float, torch.Tensor, Callable[[float], Union[torch.Tensor, float]]]
 Normalization = Literal["sa", "usa"]
@@ -46,16 +54,34 @@ def _as_heads(m: torch.Tensor, name: str) -> torch.Tensor:
     return m.unsqueeze(0) if m.ndim == 2 else m
 
 
-def _dense(q, k, v, beta, normalization, causal):
-    n = k.shape[-2]
-    logits = beta * (q @ k.mT)
+def attention_weights(
+    logits: torch.Tensor,
+    *,
+    normalization: Normalization = "sa",
+    causal: bool = False,
+    key_mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Weights ``A_ij`` from logits ``S_ij`` of shape ``(*batch, n_query, n_key)``, same shape.
+
+    * SA:  ``A_ij = softmax_j(S_ij)`` over the allowed keys (rows sum to 1);
+    * USA: ``A_ij = exp(S_ij) / n`` with ``n = n_key`` the full key count, also under masks.
+
+    ``causal`` forbids keys ``j > i``; ``key_mask`` (bool ``(*batch, n_key)``, ``True`` = a real
+    key, broadcasting against the batch axes of ``logits``) forbids padded keys. A forbidden
+    key gets weight 0.
+    """
+    n = logits.shape[-1]
+    if key_mask is not None:
+        logits = logits.masked_fill(~key_mask.unsqueeze(-2), -math.inf)
     if causal:
-        logits = logits.masked_fill(_causal_mask(q.shape[-2], n, q.device), -math.inf)
+        logits = logits.masked_fill(_causal_mask(logits.shape[-2], n, logits.device), -math.inf)
     if normalization == "sa":
-        weights = torch.softmax(logits, dim=-1)
-    else:
-        weights = torch.exp(logits - math.log(n))
-    return weights @ v
+        return torch.softmax(logits, dim=-1)
+    return torch.exp(logits - math.log(n))
+
+
+def _dense(q, k, v, beta, normalization, causal):
+    return attention_weights(beta * (q @ k.mT), normalization=normalization, causal=causal) @ v
 
 
 def _causal_mask(rows: int, cols: int, device, offset: int = 0) -> torch.Tensor:
@@ -188,14 +214,13 @@ class Attention(Field):
         backend: Backend = "fused",
     ):
         if isinstance(beta, torch.Tensor):
-            if not bool(torch.isfinite(beta).all()) or bool((beta < 0).any()):
-                raise ValueError("beta must be finite and >= 0 everywhere")
-        elif not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta >= 0):
-            raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
-        if normalization not in ("sa", "usa"):
-            raise ValueError(f"normalization must be 'sa' or 'usa', got {normalization!r}")
-        if backend not in _BACKENDS:
-            raise ValueError(f"backend must be one of {sorted(_BACKENDS)}, got {backend!r}")
+            checks.tensor_numbers("beta", beta)
+        elif isinstance(beta, (int, float)):
+            checks.number("beta", beta)
+        else:
+            raise ValueError(f"beta must be a finite number >= 0 or a tensor of them, got {beta!r}")
+        checks.choice("normalization", normalization, ("sa", "usa"))
+        checks.choice("backend", backend, tuple(_BACKENDS))
         # A tensor beta of shape (*batch) gives one inverse temperature per system.
         self.beta = beta if isinstance(beta, torch.Tensor) else float(beta)
         self.normalization = normalization

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from scipy import special
 
+from tokenswarm import checks
 from tokenswarm.fields.base import Field
 
 __all__ = ["CircleAttention", "fourier_modes_needed"]
@@ -33,8 +34,7 @@ Normalization = Literal["sa", "usa"]
 
 def fourier_modes_needed(beta: float, tol: float = 1e-18, k_max: int = 4096) -> int:
     """Smallest ``K >= 1`` with ``I_K(β) <= tol · I_0(β)`` (``β = 0``: 1)."""
-    if beta < 0 or not math.isfinite(beta):
-        raise ValueError(f"beta must be finite and >= 0, got {beta!r}")
+    beta = checks.number("beta", beta)
     if beta == 0:
         return 1
     ks = np.arange(0, k_max + 1)
@@ -59,8 +59,7 @@ class CircleAttention(Field):
 
     def __init__(self, beta: float = 1.0, *, normalization: Normalization = "sa", value: float = 1.0,
                  modes: int | None = None):
-        if normalization not in ("sa", "usa"):
-            raise ValueError(f"normalization must be 'sa' or 'usa', got {normalization!r}")
+        checks.choice("normalization", normalization, ("sa", "usa"))
         self.beta = float(beta)
         self.modes = fourier_modes_needed(self.beta) if modes is None else int(modes)
         self.normalization = normalization

@@ -8,6 +8,7 @@ from typing import Union
 import torch
 import torch.nn.functional as F
 
+from tokenswarm import checks
 from tokenswarm.fields.base import Field
 
 __all__ = ["MLP", "ACTIVATIONS"]
@@ -32,8 +33,7 @@ class MLP(Field):
     """
 
     def __init__(self, W: Weight, A: Weight, b: Weight | None = None, *, activation: str = "relu"):
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        checks.choice("activation", activation, sorted(ACTIVATIONS))
         self.W, self.A, self.b = W, A, b
         self.activation = activation
 

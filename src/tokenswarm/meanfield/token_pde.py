@@ -61,6 +61,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tokenswarm import checks
+from tokenswarm.fields.attention import attention_weights
+
 __all__ = [
     "MAX_STABLE_TAU",
     "StabilityError",
@@ -74,7 +77,6 @@ __all__ = [
     "diffusion_step",
     "diffusion_substeps",
     "layer_norm_projection",
-    "softmax_attention",
     "fit_token_pde",
     "one_step_errors",
 ]
@@ -148,8 +150,7 @@ def dirichlet_energy(u: torch.Tensor, mask: torch.Tensor | None = None) -> torch
 
 def diffusion_substeps(tau: float) -> int:
     """Smallest number ``k`` of equal explicit steps with ``τ / k <= 1/2``."""
-    if not math.isfinite(tau) or tau < 0:
-        raise ValueError(f"diffusion step tau must be finite and >= 0, got {tau!r}")
+    tau = checks.number("diffusion step tau", tau)
     return max(1, math.ceil(tau / MAX_STABLE_TAU - 1e-12))
 
 
@@ -196,19 +197,6 @@ def _exact_projection(z: torch.Tensor) -> torch.Tensor:
     d = z.shape[-1]
     centred = z - z.mean(dim=-1, keepdim=True)
     return math.sqrt(d) * centred / centred.norm(dim=-1, keepdim=True)
-
-
-def softmax_attention(
-    logits: torch.Tensor, mask: torch.Tensor | None = None, *, causal: bool = False
-) -> torch.Tensor:
-    """Row-softmax of ``(B, H, n, n)`` logits over the real keys (``mask``) and, if ``causal``, ``j <= i``."""
-    if mask is not None:
-        logits = logits.masked_fill(~mask[:, None, None, :], -math.inf)
-    if causal:
-        n = logits.shape[-1]
-        upper = torch.ones(n, n, dtype=torch.bool, device=logits.device).triu(1)
-        logits = logits.masked_fill(upper, -math.inf)
-    return torch.softmax(logits, dim=-1)
 
 
 # --------------------------------------------------------------------------------------
@@ -266,21 +254,17 @@ class TokenPDEConfig:
 
     def __post_init__(self):
         for name, minimum in (("dim", 1), ("layers", 1), ("heads", 1), ("substeps", 1)):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < minimum:
-                raise ValueError(f"TokenPDEConfig.{name} must be an integer >= {minimum}, got {value!r}")
+            checks.integer(f"TokenPDEConfig.{name}", getattr(self, name), minimum, strict=True)
         choices = {"qk": ("identity", "learned"), "value": ("identity", "learned"),
                    "reaction": ("none", "linear", "mlp"), "norm": ("none", "projection", "affine"),
                    "placement": ("pre", "post"), "stability": ("error", "substep")}
         for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"TokenPDEConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
+            checks.choice(f"TokenPDEConfig.{name}", getattr(self, name), allowed)
         if self.head_dim is not None and self.head_dim < 1:
             raise ValueError(f"TokenPDEConfig.head_dim must be >= 1, got {self.head_dim}")
         if self.hidden is not None and self.hidden < 1:
             raise ValueError(f"TokenPDEConfig.hidden must be >= 1, got {self.hidden}")
-        if not (self.dt > 0 and math.isfinite(self.dt)):
-            raise ValueError(f"TokenPDEConfig.dt must be finite and > 0, got {self.dt}")
+        checks.number("TokenPDEConfig.dt", self.dt, positive=True)
         if self.init_diffusion <= 0:
             raise ValueError(f"TokenPDEConfig.init_diffusion must be > 0 (D = softplus(raw)), got {self.init_diffusion}")
 
@@ -400,7 +384,9 @@ class TokenPDE(nn.Module):
             q = torch.einsum("hkd,bnd->bhnk", self.w_query[p], z) + self.b_query[p][:, None, :]
             key = torch.einsum("hkd,bnd->bhnk", self.w_key[p], z)
             logits = q @ key.mT / math.sqrt(c.k)
-        return softmax_attention(logits, mask, causal=c.causal)
+        # (B, H, n, n) logits; the mask (B, n) of real tokens broadcasts over heads and queries
+        key_mask = None if mask is None else mask[:, None, :]
+        return attention_weights(logits, causal=c.causal, key_mask=key_mask)
 
     def _attend(self, u: torch.Tensor, z: torch.Tensor, p: int, mask: torch.Tensor | None,
                 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -18,7 +18,7 @@ from typing import Literal
 
 import torch
 
-from tokenswarm.metrics._checks import check_delta, check_tokens
+from tokenswarm import checks
 from tokenswarm.metrics.pairs import gram
 
 __all__ = [
@@ -48,8 +48,8 @@ def closeness_graph(x: torch.Tensor, delta: float = 1e-3) -> torch.Tensor:
     Returns:
         bool, shape ``(*batch, n, n)``.
     """
-    check_tokens(x)
-    check_delta(delta)
+    checks.tokens(x)
+    checks.delta(delta)
     adjacency = gram(x) > 1.0 - delta
     adjacency = adjacency | adjacency.mT
     adjacency.diagonal(dim1=-2, dim2=-1).fill_(True)

@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from tokenswarm.metrics._checks import check_tokens
+from tokenswarm import checks
 
 __all__ = ["interaction_energy", "log_interaction_energy"]
 
@@ -36,9 +36,10 @@ def log_interaction_energy(
     Returns:
         shape ``(*batch,)`` (or the broadcast batch shape), dtype of ``x``.
     """
-    check_tokens(x)
+    checks.tokens(x)
     n, d = x.shape[-2:]
-    beta_t = _check_beta(beta, x)
+    beta_t = checks.tensor_numbers("beta", torch.as_tensor(beta, dtype=x.dtype, device=x.device),
+                                   positive=True, note=" (the energy has a factor 1/(2 beta))")
     if B is None:
         logits = x @ x.mT
     else:
@@ -80,9 +81,3 @@ def interaction_energy(
     return torch.exp(log_interaction_energy(x, beta, B))
 
 
-def _check_beta(beta: float | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    beta_t = torch.as_tensor(beta, dtype=x.dtype, device=x.device)
-    # One synchronisation at the boundary: a clear error beats a silent NaN or negative energy.
-    if not bool(torch.all(beta_t > 0)):
-        raise ValueError(f"beta must be > 0 (the energy has a factor 1/(2 beta)), got {beta!r}")
-    return beta_t

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from tokenswarm.metrics._checks import check_tokens
+from tokenswarm import checks
 
 __all__ = ["kuramoto_order", "angles"]
 
@@ -24,7 +24,7 @@ def kuramoto_order(x: torch.Tensor) -> torch.Tensor:
     Returns:
         shape ``(*batch,)``, dtype of ``x``.
     """
-    check_tokens(x)
+    checks.tokens(x)
     return torch.linalg.vector_norm(x.mean(dim=-2), dim=-1)
 
 
@@ -37,7 +37,7 @@ def angles(x: torch.Tensor) -> torch.Tensor:
     Returns:
         shape ``(*batch, n)``, dtype of ``x``.
     """
-    check_tokens(x)
+    checks.tokens(x)
     if x.shape[-1] != 2:
         raise ValueError(f"angles needs circle tokens (d = 2), got shape {tuple(x.shape)}")
     theta = torch.atan2(x[..., 1], x[..., 0])

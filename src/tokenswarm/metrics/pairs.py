@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import torch
 
-from tokenswarm.metrics._checks import check_delta, check_tokens
+from tokenswarm import checks
 from tokenswarm.runtime.budget import check_memory
 
 __all__ = [
@@ -33,7 +33,7 @@ def gram(x: torch.Tensor) -> torch.Tensor:
     Returns:
         shape ``(*batch, n, n)``, same dtype and device as ``x``.
     """
-    check_tokens(x)
+    checks.tokens(x)
     n = x.shape[-2]
     check_memory(3 * (x.numel() // x.shape[-1]) * n * x.element_size(), f"pairwise inner products of {tuple(x.shape)} tokens", x.device)
     return x @ x.mT
@@ -49,7 +49,7 @@ def pairwise_inner_products(x: torch.Tensor) -> torch.Tensor:
         shape ``(*batch, n(n-1)/2)``, pairs in row-major upper-triangle order
         ``(0,1), (0,2), ..., (0,n-1), (1,2), ...`` (the order of ``torch.triu_indices``).
     """
-    check_tokens(x)
+    checks.tokens(x)
     n = x.shape[-2]
     i, j = torch.triu_indices(n, n, offset=1, device=x.device)
     # Indexing the Gram matrix costs O(n^2) memory; gathering token pairs first would cost O(n^2 d).
@@ -84,7 +84,7 @@ def inner_product_histogram(x: torch.Tensor, bins: int = 50, *, pooled: bool = F
     Returns:
         :class:`Histogram` ``(counts, edges)``.
     """
-    check_tokens(x)
+    checks.tokens(x)
     if int(bins) != bins or bins < 1:
         raise ValueError(f"bins must be a positive integer, got {bins!r}")
     bins = int(bins)
@@ -113,8 +113,8 @@ def pair_fraction(x: torch.Tensor, delta: float = 1e-3) -> torch.Tensor:
     Returns:
         shape ``(*batch,)``, values in ``[0, 1]``, dtype of ``x``.
     """
-    check_tokens(x, min_tokens=2)
-    check_delta(delta)
+    checks.tokens(x, min_tokens=2)
+    checks.delta(delta)
     return _off_diagonal_fraction(gram(x) > 1.0 - delta, x.dtype)
 
 
@@ -128,8 +128,8 @@ def antipodal_fraction(x: torch.Tensor, delta: float = 1e-3) -> torch.Tensor:
     Returns:
         shape ``(*batch,)``, values in ``[0, 1]``, dtype of ``x``.
     """
-    check_tokens(x, min_tokens=2)
-    check_delta(delta)
+    checks.tokens(x, min_tokens=2)
+    checks.delta(delta)
     return _off_diagonal_fraction(gram(x) < -1.0 + delta, x.dtype)
 
 

@@ -25,6 +25,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from tokenswarm import checks
 from tokenswarm.fields.attention import Attention
 from tokenswarm.fields.mlp import ACTIVATIONS
 from tokenswarm.runtime.budget import check_steps
@@ -91,8 +92,7 @@ class RandomMLPTransformer(nn.Module):
                  deterministic: bool = False):
         super().__init__()
         check_steps(layers, f"a network of {layers} layers")
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        checks.choice("activation", activation, sorted(ACTIVATIONS))
         self.layers, self.width, self.activation = layers, width, activation
         self.attention_sign, self.sigma_u, self.sigma_w = attention_sign, sigma_u, sigma_w
         self.t_max, self.deterministic = t_max, deterministic

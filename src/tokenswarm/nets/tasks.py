@@ -49,6 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tokenswarm import checks
 from tokenswarm.nets.transformer import (
     Transformer,
     TransformerConfig,
@@ -203,9 +204,7 @@ class TransformerClassifier(nn.Module):
                  pool: Literal["mean", "cls"] = "mean", position_std: float = 0.02,
                  generator: torch.Generator | None = None):
         super().__init__()
-        if not (math.isfinite(position_std) and position_std >= 0):
-            raise ValueError(f"position_std must be a finite number >= 0, got {position_std!r}")
-        self.position_std = float(position_std)
+        self.position_std = checks.number("position_std", position_std)
         if pool not in ("mean", "cls") or (pool == "cls" and not cls_token):
             raise ValueError(f"pool must be 'mean' or 'cls' (the latter needs cls_token=True), got {pool!r}")
         self.config, self.classes, self.pool = config, classes, pool

@@ -33,6 +33,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tokenswarm import checks
+from tokenswarm.fields.attention import attention_weights
+
 __all__ = ["TrainableTransformer", "ValueInit", "VALUE_INITS"]
 
 ValueInit = Literal["random", "zero", "identity", "scaled", "noisy_identity"]
@@ -73,8 +76,7 @@ class TrainableTransformer(nn.Module):
         for name, value, minimum in (("in_features", in_features, 1), ("tokens", tokens, 1),
                                      ("classes", classes, 2), ("d", d, 1), ("layers", layers, 1),
                                      ("mlp_width", mlp_width, 0)):
-            if not isinstance(value, int) or value < minimum:
-                raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+            checks.integer(name, value, minimum, strict=True)
         self.in_features, self.tokens, self.classes = in_features, tokens, classes
         self.d, self.layers, self.mlp_width = d, layers, mlp_width
         self.residual_exponent, self.eps = float(residual_exponent), float(eps)
@@ -132,8 +134,8 @@ class TrainableTransformer(nn.Module):
         """
         if value not in VALUE_INITS:
             raise ValueError(f"value must be one of {VALUE_INITS}, got {value!r}")
-        if sigma_v2 is not None and not (math.isfinite(sigma_v2) and sigma_v2 >= 0):
-            raise ValueError(f"sigma_v2 must be a finite number >= 0, got {sigma_v2!r}")
+        if sigma_v2 is not None:
+            sigma_v2 = checks.number("sigma_v2", sigma_v2)
         d, p = self.d, self.in_features
 
         def normal(parameter: torch.Tensor, variance: float, gen) -> None:
@@ -218,7 +220,7 @@ class TrainableTransformer(nn.Module):
         # keys too (a quarter of the layer's cost), and (A x) Vᵀ = A (x Vᵀ).
         bilinear = weights["query"].mT @ weights["key"]
         logits = self._project(x, bilinear.mT) @ x.mT / math.sqrt(self.d)
-        return self._project(torch.softmax(logits, dim=-1) @ x, weights["value"])
+        return self._project(attention_weights(logits) @ x, weights["value"])
 
     def mlp(self, x: torch.Tensor, weights: dict[str, torch.Tensor]) -> torch.Tensor:
         hidden = torch.relu(self._project(x, weights["mlp_in"]) + weights["mlp_in_bias"][..., None, None, :])

@@ -54,8 +54,9 @@ from typing import Literal, NamedTuple
 import torch
 from torch import nn
 
-from tokenswarm.fields.attention import Attention
-from tokenswarm.fields.base import Field, LieTrotter
+from tokenswarm import checks
+from tokenswarm.fields.attention import Attention, attention_weights
+from tokenswarm.fields.base import Field, LieTrotter, SumField
 from tokenswarm.fields.mlp import ACTIVATIONS, MLP
 from tokenswarm.sphere import layer_norm_map, rms_norm_map
 
@@ -121,9 +122,7 @@ class TransformerConfig:
 
     def __post_init__(self):
         for name in ("dim", "depth", "heads"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"TransformerConfig.{name} must be an integer >= 1, got {value!r}")
+            checks.integer(f"TransformerConfig.{name}", getattr(self, name), 1, strict=True)
         if self.dim % self.heads:
             raise ValueError(f"TransformerConfig.heads must divide dim; got heads={self.heads}, dim={self.dim}")
         if not _finite_number(self.mlp_ratio) or self.mlp_ratio < 0:
@@ -131,10 +130,8 @@ class TransformerConfig:
         if self.mlp_ratio > 0 and self.mlp_width < 1:
             raise ValueError(f"TransformerConfig.mlp_ratio={self.mlp_ratio} gives an MLP of width 0 at dim={self.dim}; "
                              "use mlp_ratio=0 for no MLP")
-        if self.norm not in NORMS:
-            raise ValueError(f"TransformerConfig.norm must be one of {NORMS}, got {self.norm!r}")
-        if self.placement not in PLACEMENTS:
-            raise ValueError(f"TransformerConfig.placement must be one of {PLACEMENTS}, got {self.placement!r}")
+        checks.choice("TransformerConfig.norm", self.norm, NORMS)
+        checks.choice("TransformerConfig.placement", self.placement, PLACEMENTS)
         for name in ("causal", "residual", "bias", "final_norm"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"TransformerConfig.{name} must be True or False, got {getattr(self, name)!r}")
@@ -142,8 +139,7 @@ class TransformerConfig:
             raise ValueError(f"TransformerConfig.residual_scale must be a finite number, got {self.residual_scale!r}")
         if not _finite_number(self.dropout) or not 0 <= self.dropout < 1:
             raise ValueError(f"TransformerConfig.dropout must be in [0, 1), got {self.dropout!r}")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"TransformerConfig.activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
+        checks.choice("TransformerConfig.activation", self.activation, sorted(ACTIVATIONS))
         if not _finite_number(self.eps) or self.eps <= 0:
             raise ValueError(f"TransformerConfig.eps must be a finite number > 0, got {self.eps!r}")
 
@@ -222,11 +218,7 @@ class SelfAttention(nn.Module):
         """Returns the output ``(*batch, n, dim)`` and the probabilities ``(*batch, heads, n, n)``."""
         q, k, v = self._split(self.query(x)), self._split(self.key(x)), self._split(self.value(x))
         logits = (q @ k.transpose(-1, -2)) / math.sqrt(self.head_dim)
-        if self.causal:
-            n = x.shape[-2]
-            future = torch.ones(n, n, dtype=torch.bool, device=x.device).triu(1)
-            logits = logits.masked_fill(future, -math.inf)
-        probabilities = torch.softmax(logits, dim=-1)
+        probabilities = attention_weights(logits, causal=self.causal)
         mixed = self.dropout(probabilities) @ v  # (*batch, heads, n, head_dim)
         return self.out(mixed.transpose(-3, -2).flatten(-2)), probabilities
 
@@ -386,20 +378,6 @@ class ConstantField(Field):
         return "Constant"
 
 
-class _Sum(Field):
-    def __init__(self, *parts: Field):
-        self.parts = parts
-
-    def output(self, t, x):
-        total = self.parts[0].output(t, x)
-        for part in self.parts[1:]:
-            total = total + part.output(t, x)
-        return total
-
-    def __repr__(self) -> str:
-        return " + ".join(repr(p) for p in self.parts)
-
-
 def _norm_map(norm: nn.Module) -> tuple[Callable, torch.Tensor | None, torch.Tensor | None]:
     """(affine-free map, gain, offset) of a norm module."""
     if isinstance(norm, nn.LayerNorm):
@@ -451,14 +429,14 @@ def block_fields(block: TransformerBlock) -> LieTrotter:
     attention_field: Field = Attention(1.0 / math.sqrt(k), normalization="sa", Q=Q.clone(), K=K.clone(),
                                        V=V.clone(), causal=config.causal, backend="dense")
     if attention.out.bias is not None:
-        attention_field = _Sum(attention_field, ConstantField(attention.out.bias.detach().clone()))
+        attention_field = SumField([attention_field, ConstantField(attention.out.bias.detach().clone())])
     parts: list[Field] = [PreNormField(attention_field, norm, lift=True)]
     if block.mlp is not None:
         norm, gain, offset = _norm_map(block.mlp_norm)
         inner = _lifted(block.mlp.inner.weight, block.mlp.inner.bias, gain, offset)
         mlp_field: Field = MLP(block.mlp.outer.weight.detach().clone(), inner.clone(), activation=config.activation)
         if block.mlp.outer.bias is not None:
-            mlp_field = _Sum(mlp_field, ConstantField(block.mlp.outer.bias.detach().clone()))
+            mlp_field = SumField([mlp_field, ConstantField(block.mlp.outer.bias.detach().clone())])
         parts.append(PreNormField(mlp_field, norm, lift=True))
     return LieTrotter(parts, renormalize=False)
 

@@ -23,7 +23,7 @@ attention) and ``"usa"`` (unnormalised, ``1/n``), case insensitive.
 
 from __future__ import annotations
 
-from tokenswarm.theory._checks import FloatOrArray, Model
+from tokenswarm.checks import FloatOrArray, Model
 from tokenswarm.theory.circle import (
     MetastablePrediction,
     angle_velocity,

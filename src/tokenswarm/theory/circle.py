@@ -13,13 +13,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import special
 
-from tokenswarm.theory._checks import (
-    FloatOrArray,
-    Model,
-    _model,
-    _nonnegative_beta,
-    _scalar_or_array,
-)
+from tokenswarm import checks
+from tokenswarm.checks import FloatOrArray, Model
 
 # ----------------------------------------------------------------- docs/theory/attention_ode.md §2.5 circle
 
@@ -41,8 +36,8 @@ def angle_velocity(theta: ArrayLike, beta: float, model: Model | str) -> NDArray
     Returns:
         shape ``(*batch, n)``.
     """
-    name = _model(model)
-    beta = _nonnegative_beta(beta)
+    name = checks.model(model)
+    beta = checks.number("beta", beta)
     angles = np.asarray(theta, dtype=np.float64)
     if angles.ndim < 1:
         raise ValueError("theta must have shape (*batch, n)")
@@ -85,20 +80,20 @@ def circle_growth_rate(k: ArrayLike, beta: float, model: Model | str) -> FloatOr
     Returns:
         float, or an array of the shape of ``k``. USA rates overflow to ``inf`` for beta > ~700.
     """
-    name = _model(model)
-    beta = _nonnegative_beta(beta)
+    name = checks.model(model)
+    beta = checks.number("beta", beta)
     modes = np.asarray(k, dtype=np.float64)
     if np.any(modes < 1) or np.any(modes != np.round(modes)):
         raise ValueError(f"k must be integer(s) >= 1, got {k!r}")
     if beta == 0.0:
-        return _scalar_or_array(np.where(modes == 1, 0.5, 0.0))
+        return checks.scalar_or_array(np.where(modes == 1, 0.5, 0.0))
     scaled = special.ive(modes, beta)  # I_k(beta) e^{-beta}
     if name == "sa":
         rate = modes**2 * scaled / (beta * special.ive(0, beta))
     else:
         with np.errstate(over="ignore"):
             rate = modes**2 * scaled * np.exp(beta) / beta
-    return _scalar_or_array(np.asarray(rate, dtype=np.float64))
+    return checks.scalar_or_array(np.asarray(rate, dtype=np.float64))
 
 
 def fastest_mode(beta: float, model: Model | str = "sa") -> int:
@@ -113,8 +108,8 @@ def fastest_mode(beta: float, model: Model | str = "sa") -> int:
         beta: inverse temperature ``>= 0``.
         model: ``"sa"`` or ``"usa"`` (validated, otherwise irrelevant).
     """
-    _model(model)
-    beta = _nonnegative_beta(beta)
+    checks.model(model)
+    beta = checks.number("beta", beta)
     if beta == 0.0:
         return 1
     # The maximiser is near sqrt(2 beta) and k^2 I_k decays like e^{-k^2/(2 beta)} beyond it.
@@ -151,7 +146,7 @@ def sqrt_beta_cluster_prediction(beta: float) -> MetastablePrediction:
     Args:
         beta: inverse temperature ``>= 0``.
     """
-    beta = _nonnegative_beta(beta)
+    beta = checks.number("beta", beta)
     return MetastablePrediction(beta=beta, fastest_mode=fastest_mode(beta), asymptotic=math.sqrt(2.0 * beta))
 
 

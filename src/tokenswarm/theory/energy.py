@@ -12,12 +12,10 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import integrate, special
 
-from tokenswarm.theory._checks import (
-    FloatOrArray,
-    _check_dimension,
-    _positive_beta_array,
-    _scalar_or_array,
-)
+from tokenswarm import checks
+from tokenswarm.checks import FloatOrArray
+
+_ONE_OVER_BETA = " (energies carry a factor 1/(2 beta))"
 
 # --------------------------------------------------------------- docs/theory/attention_ode.md §2.4 energies
 
@@ -68,10 +66,10 @@ def _log_uniform_mgf(beta: float, d: int) -> float:
 
 def log_uniform_energy(beta: ArrayLike, d: int) -> FloatOrArray:
     """Natural logarithm of :func:`uniform_energy`, finite for every ``beta > 0`` and ``d >= 2``."""
-    betas = _positive_beta_array(beta)
-    d = _check_dimension(d, 2)
+    betas = checks.numbers("beta", beta, positive=True, note=_ONE_OVER_BETA)
+    d = checks.integer("d", d, 2)
     values = np.vectorize(lambda b: _log_uniform_mgf(float(b), d) - math.log(2.0 * b), otypes=[np.float64])(betas)
-    return _scalar_or_array(np.asarray(values, dtype=np.float64))
+    return checks.scalar_or_array(np.asarray(values, dtype=np.float64))
 
 
 def uniform_energy(beta: ArrayLike, d: int) -> FloatOrArray:
@@ -96,7 +94,7 @@ def uniform_energy(beta: ArrayLike, d: int) -> FloatOrArray:
     Returns:
         float for scalar ``beta``, else an array of its shape.
     """
-    return _scalar_or_array(np.exp(np.asarray(log_uniform_energy(beta, d), dtype=np.float64)))
+    return checks.scalar_or_array(np.exp(np.asarray(log_uniform_energy(beta, d), dtype=np.float64)))
 
 
 def simplex_energy(beta: ArrayLike, d: int) -> FloatOrArray:
@@ -111,11 +109,11 @@ def simplex_energy(beta: ArrayLike, d: int) -> FloatOrArray:
         beta: inverse temperature(s) ``> 0``, any shape.
         d: dimension ``>= 1`` (the simplex spans R^d).
     """
-    betas = _positive_beta_array(beta)
-    d = _check_dimension(d, 1)
+    betas = checks.numbers("beta", beta, positive=True, note=_ONE_OVER_BETA)
+    d = checks.integer("d", d, 1)
     n = d + 1
     values = np.exp(betas) * (1.0 + (n - 1) * np.exp(-betas * (1.0 + 1.0 / d))) / (2.0 * betas * n)
-    return _scalar_or_array(values)
+    return checks.scalar_or_array(values)
 
 
 def cross_polytope_energy(beta: ArrayLike, d: int) -> FloatOrArray:
@@ -128,10 +126,10 @@ def cross_polytope_energy(beta: ArrayLike, d: int) -> FloatOrArray:
         beta: inverse temperature(s) ``> 0``, any shape.
         d: dimension ``>= 1``.
     """
-    betas = _positive_beta_array(beta)
-    d = _check_dimension(d, 1)
+    betas = checks.numbers("beta", beta, positive=True, note=_ONE_OVER_BETA)
+    d = checks.integer("d", d, 1)
     n = 2 * d
     values = (np.exp(betas) + np.exp(-betas) + (n - 2)) / (2.0 * betas * n)
-    return _scalar_or_array(values)
+    return checks.scalar_or_array(values)
 
 

@@ -13,14 +13,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import integrate
 
-from tokenswarm.theory._checks import (
-    FloatOrArray,
-    Model,
-    _model,
-    _nonnegative_beta,
-    _scalar_or_array,
-    _tokens,
-)
+from tokenswarm import checks
+from tokenswarm.checks import FloatOrArray, Model
 
 # ------------------------------------------------------------ docs/theory/attention_ode.md §2.6 equiangular
 
@@ -63,11 +57,11 @@ def equiangular_rhs(rho: ArrayLike, n: int, beta: float, model: Model | str) -> 
     Returns:
         ``f(rho)``, float for scalar input, else an array of the shape of ``rho``.
     """
-    name = _model(model)
-    n = _tokens(n)
-    beta = _nonnegative_beta(beta)
+    name = checks.model(model)
+    n = checks.integer("n", n, 2)
+    beta = checks.number("beta", beta)
     rho_arr = np.asarray(rho, dtype=np.float64)
-    return _scalar_or_array((1.0 - rho_arr) * _log_rate(rho_arr, n, beta, name))
+    return checks.scalar_or_array((1.0 - rho_arr) * _log_rate(rho_arr, n, beta, name))
 
 
 def _check_rho0(rho0: float, n: int) -> float:
@@ -124,19 +118,17 @@ def equiangular_solution(
     Returns:
         ``rho(t)``: float for scalar ``t``, else an array of the shape of ``t``.
     """
-    name = _model(model)
-    n = _tokens(n)
-    beta = _nonnegative_beta(beta)
+    name = checks.model(model)
+    n = checks.integer("n", n, 2)
+    beta = checks.number("beta", beta)
     rho0 = _check_rho0(rho0, n)
-    times = np.asarray(t, dtype=np.float64)
-    if np.any(times < 0) or not np.all(np.isfinite(times)):
-        raise ValueError("t must be finite and >= 0")
+    times = checks.numbers("t", t)
     t_end = float(times.max()) if times.size else 0.0
     if rho0 == 1.0 or t_end == 0.0:
-        return _scalar_or_array(np.full(times.shape, rho0))
+        return checks.scalar_or_array(np.full(times.shape, rho0))
     dense = _solve_log_gap(rho0, n, beta, name, t_end, rtol, atol)
     u = dense(times.ravel())[0].reshape(times.shape)
-    return _scalar_or_array(-np.expm1(u))
+    return checks.scalar_or_array(-np.expm1(u))
 
 
 def equiangular_crossing_time(
@@ -165,9 +157,9 @@ def equiangular_crossing_time(
     Returns:
         crossing times: float for scalar ``level``, else an array of the shape of ``level``.
     """
-    name = _model(model)
-    n = _tokens(n)
-    beta = _nonnegative_beta(beta)
+    name = checks.model(model)
+    n = checks.integer("n", n, 2)
+    beta = checks.number("beta", beta)
     rho0 = _check_rho0(rho0, n)
     levels = np.asarray(level, dtype=np.float64)
     if np.any(np.abs(levels) > 1.0) or not np.all(np.isfinite(levels)):
@@ -176,7 +168,7 @@ def equiangular_crossing_time(
     reachable = (levels > rho0) & (levels < 1.0)
     rate0 = float(_log_rate(rho0, n, beta, name))
     if not np.any(reachable) or rate0 <= 0.0:
-        return _scalar_or_array(times)
+        return checks.scalar_or_array(times)
     u0 = math.log1p(-rho0)
 
     def inverse_rate(u: float) -> float:
@@ -189,7 +181,7 @@ def equiangular_crossing_time(
         for u_level in np.log1p(-levels[reachable])
     ]
     times[reachable] = crossings
-    return _scalar_or_array(times)
+    return checks.scalar_or_array(times)
 
 
 def equiangular_late_slope(n: int, beta: float, model: Model | str) -> float:
@@ -205,9 +197,9 @@ def equiangular_late_slope(n: int, beta: float, model: Model | str) -> float:
     Returns:
         ``-2`` for SA, ``-2 e^beta`` for USA.
     """
-    name = _model(model)
-    _tokens(n)
-    beta = _nonnegative_beta(beta)
+    name = checks.model(model)
+    checks.integer("n", n, 2)
+    beta = checks.number("beta", beta)
     return -float(_log_rate(1.0, n, beta, name))
 
 

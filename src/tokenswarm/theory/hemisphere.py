@@ -6,10 +6,7 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
-from tokenswarm.theory._checks import (
-    _check_dimension,
-    _tokens,
-)
+from tokenswarm import checks
 
 # --------------------------------------------------------------------------- Thm 6.7
 
@@ -24,7 +21,7 @@ def wendel_probability(n: int, d: int) -> float:
         n: number of points ``>= 1``.
         d: ambient dimension ``>= 1``.
     """
-    n = _tokens(n, minimum=1)
-    d = _check_dimension(d, 1)
+    n = checks.integer("n", n, 1)
+    d = checks.integer("d", d, 1)
     favourable = sum(math.comb(n - 1, k) for k in range(min(d, n)))
     return float(Fraction(favourable, 2 ** (n - 1)))

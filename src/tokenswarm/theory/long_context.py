@@ -6,10 +6,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from tokenswarm.theory._checks import (
-    FloatOrArray,
-    _scalar_or_array,
-)
+from tokenswarm import checks
+from tokenswarm.checks import FloatOrArray
 
 # ----------------------------------------------------------- docs/theory/attention_ode.md §2.8 long context
 
@@ -41,8 +39,7 @@ def long_context_cosine(rho: ArrayLike, gamma: ArrayLike, n: ArrayLike) -> Float
     rho_arr, gamma_arr, n_arr = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (rho, gamma, n)))
     if np.any(n_arr < 2) or not np.all(np.isfinite(n_arr)):
         raise ValueError(f"n must be finite and >= 2, got {n!r}")
-    if np.any(gamma_arr < 0) or not np.all(np.isfinite(gamma_arr)):
-        raise ValueError(f"gamma must be finite and >= 0, got {gamma!r}")
+    checks.numbers("gamma", gamma)
     if np.any(rho_arr > 1) or np.any(rho_arr < -1.0 / (n_arr - 1)):
         raise ValueError(f"rho must lie in [-1/(n-1), 1] (Gram matrix PSD), got {rho!r}")
     log_n = np.log(n_arr)
@@ -55,7 +52,7 @@ def long_context_cosine(rho: ArrayLike, gamma: ArrayLike, n: ArrayLike) -> Float
     # (n-2) b^2 written without log(n-2), which is -inf at n = 2.
     cross_weight = 2.0 * a * b + (n_arr - 2.0) * np.exp(2.0 * log_b)
     cosine = (rho_arr + (1.0 - rho_arr) * cross_weight) / (rho_arr + (1.0 - rho_arr) * self_weight)
-    return _scalar_or_array(cosine)
+    return checks.scalar_or_array(cosine)
 
 
 def long_context_limit(rho: ArrayLike, gamma: ArrayLike, *, rtol: float = 1e-12) -> FloatOrArray:
@@ -79,6 +76,6 @@ def long_context_limit(rho: ArrayLike, gamma: ArrayLike, *, rtol: float = 1e-12)
     at_critical = np.isclose(gamma_arr, critical, rtol=rtol, atol=0.0)
     limit = np.where(gamma_arr < critical, 1.0, rho_arr)
     limit = np.where(at_critical, 4.0 * rho_arr / (1.0 + 3.0 * rho_arr), limit)
-    return _scalar_or_array(limit)
+    return checks.scalar_or_array(limit)
 
 

@@ -40,6 +40,9 @@ import torch
 from numpy.typing import ArrayLike, NDArray
 from scipy import integrate, interpolate, sparse, special
 
+from tokenswarm import checks
+from tokenswarm.checks import FloatOrArray
+
 __all__ = [
     "drift_diffusion",
     "z_coefficients",
@@ -58,7 +61,6 @@ __all__ = [
     "simulate_hybrid_rho",
 ]
 
-FloatOrArray = float | NDArray[np.float64]
 Start = float | ArrayLike | Literal["uniform"]
 
 # Beyond |z| = _CORE every coefficient equals its limit to machine precision: they depend on z
@@ -70,42 +72,11 @@ _GL_X, _GL_W = np.polynomial.legendre.leggauss(8)
 # --------------------------------------------------------------------------- validation
 
 
-def _dimension(d: int) -> int:
-    if isinstance(d, bool) or int(d) != d or d < 2:
-        raise ValueError(f"d must be an integer >= 2 (two tokens on S^(d-1)), got {d!r}")
-    return int(d)
-
-
-def _nonnegative(name: str, value: ArrayLike) -> NDArray[np.float64]:
-    values = np.asarray(value, dtype=np.float64)
-    if not (np.all(values >= 0) and np.all(np.isfinite(values))):
-        raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
-    return values
-
-
-def _positive(name: str, value: float) -> float:
-    value = float(value)
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"{name} must be finite and > 0, got {value!r}")
-    return value
-
-
-def _rho(name: str, rho: ArrayLike) -> NDArray[np.float64]:
-    values = np.asarray(rho, dtype=np.float64)
-    if not np.all(np.abs(values) <= 1.0):
-        raise ValueError(f"{name} must lie in [-1, 1] (an inner product of unit vectors), got {rho!r}")
-    return values
-
-
 def _threshold(threshold: float) -> float:
     threshold = float(threshold)
     if not (0.0 < threshold < math.tanh(_CORE - 1.0)):
         raise ValueError(f"threshold must lie in (0, tanh(17)) ~ (0, 1 - 3e-15), got {threshold!r}")
     return threshold
-
-
-def _out(values: NDArray[np.float64]) -> FloatOrArray:
-    return float(values) if values.ndim == 0 else values
 
 
 def _is_uniform(rho0: object) -> bool:
@@ -117,7 +88,7 @@ def _start(rho0: Start) -> NDArray[np.float64] | None:
         if not _is_uniform(rho0):
             raise ValueError(f"rho0 must be a number, an array or 'uniform', got {rho0!r}")
         return None
-    return _rho("rho0", rho0)
+    return checks.inner_products("rho0", rho0)
 
 
 # --------------------------------------------------------------------------- small functions
@@ -146,10 +117,10 @@ def uniform_inner_product_cdf(rho: ArrayLike, d: int) -> FloatOrArray:
     The density is ``∝ (1 - r²)^{(d-3)/2}``, i.e. ``(1 + r)/2 ~ Beta((d-1)/2, (d-1)/2)``; the upper
     half uses the symmetric form so both tails keep full relative accuracy.
     """
-    d = _dimension(d)
-    r = _rho("rho", rho)
+    d = checks.integer("d", d, 2)
+    r = checks.inner_products("rho", rho)
     with np.errstate(divide="ignore"):
-        return _out(_uniform_cdf_z(np.arctanh(r), d))
+        return checks.scalar_or_array(_uniform_cdf_z(np.arctanh(r), d))
 
 
 def _uniform_cdf_z(z: ArrayLike, d: int) -> NDArray[np.float64]:
@@ -182,16 +153,16 @@ def drift_diffusion(rho: ArrayLike, beta: ArrayLike, d: int, sigma2: float = 1.0
     Returns:
         ``(mu, s)``, floats for scalar inputs, else arrays of the broadcast shape.
     """
-    d = _dimension(d)
-    sigma2 = _positive("sigma2", sigma2)
-    r = _rho("rho", rho)
-    b = _nonnegative("beta", beta)
+    d = checks.integer("d", d, 2)
+    sigma2 = checks.number("sigma2", sigma2, positive=True)
+    r = checks.inner_products("rho", rho)
+    b = checks.numbers("beta", beta)
     r, b = np.broadcast_arrays(r, b)
     big_a, big_c = _weights(1.0 - r, b)
     squeeze = (1.0 - r) * (1.0 + r)
     mu = sigma2 * squeeze * ((d - 2) * big_c - big_a * r)
     s = np.sqrt(2.0 * sigma2 * big_a) * squeeze
-    return _out(mu), _out(s)
+    return checks.scalar_or_array(mu), checks.scalar_or_array(s)
 
 
 def z_coefficients(z: ArrayLike, beta: ArrayLike, d: int, sigma2: float = 1.0) -> tuple[FloatOrArray, FloatOrArray]:
@@ -209,16 +180,16 @@ def z_coefficients(z: ArrayLike, beta: ArrayLike, d: int, sigma2: float = 1.0) -
     Returns:
         ``(mu_z, s_z)``.
     """
-    d = _dimension(d)
-    sigma2 = _positive("sigma2", sigma2)
+    d = checks.integer("d", d, 2)
+    sigma2 = checks.number("sigma2", sigma2, positive=True)
     zz = np.asarray(z, dtype=np.float64)
     if np.any(np.isnan(zz)):
         raise ValueError("z must not be NaN")
-    b = _nonnegative("beta", beta)
+    b = checks.numbers("beta", beta)
     zz, b = np.broadcast_arrays(zz, b)
     big_a, big_c = _weights(_gap(zz), b)
     mu = sigma2 * ((d - 2) * big_c + big_a * np.tanh(zz))
-    return _out(mu), _out(np.sqrt(2.0 * sigma2 * big_a))
+    return checks.scalar_or_array(mu), checks.scalar_or_array(np.sqrt(2.0 * sigma2 * big_a))
 
 
 def lyapunov_exponents(beta: ArrayLike, d: int, sigma2: float = 1.0) -> tuple[FloatOrArray, FloatOrArray]:
@@ -241,12 +212,12 @@ def lyapunov_exponents(beta: ArrayLike, d: int, sigma2: float = 1.0) -> tuple[Fl
     Returns:
         ``(at_plus_one, at_minus_one)``; negative means locally attracting.
     """
-    d = _dimension(d)
-    sigma2 = _positive("sigma2", sigma2)
-    b = _nonnegative("beta", beta)
+    d = checks.integer("d", d, 2)
+    sigma2 = checks.number("sigma2", sigma2, positive=True)
+    b = checks.numbers("beta", beta)
     at_plus = np.full(b.shape, -sigma2 * (d - 1))
     at_minus = sigma2 * ((d - 1) * _sech(b) ** 2 - 2.0)
-    return _out(at_plus), _out(at_minus)
+    return checks.scalar_or_array(at_plus), checks.scalar_or_array(at_minus)
 
 
 def critical_beta(d: int | ArrayLike) -> FloatOrArray:
@@ -272,7 +243,7 @@ def critical_beta(d: int | ArrayLike) -> FloatOrArray:
     dims = dims.astype(np.float64)
     with np.errstate(invalid="ignore"):
         values = np.where(dims >= 3, 0.5 * np.arccosh(np.maximum(dims - 2.0, 1.0)), -np.inf)
-    return _out(values)
+    return checks.scalar_or_array(values)
 
 
 # --------------------------------------------------------------------------- scale function
@@ -407,9 +378,9 @@ def antipodal_probability(rho0: Start, beta: ArrayLike, d: int) -> FloatOrArray:
     Returns:
         probabilities, float for scalar inputs, else an array of the broadcast shape.
     """
-    d = _dimension(d)
+    d = checks.integer("d", d, 2)
     start = _start(rho0)
-    betas = _nonnegative("beta", beta)
+    betas = checks.numbers("beta", beta)
     if start is None:
         shape = betas.shape
         flat_beta, flat_start = betas.ravel(), None
@@ -431,7 +402,7 @@ def antipodal_probability(rho0: Start, beta: ArrayLike, d: int) -> FloatOrArray:
         else:
             with np.errstate(divide="ignore"):  # rho0 = ±1 -> z0 = ±inf, handled exactly
                 out[mask] = scale.probability_minus(np.arctanh(flat_start[mask]))
-    return _out(out.reshape(shape))
+    return checks.scalar_or_array(out.reshape(shape))
 
 
 # --------------------------------------------------------------------------- backward equation
@@ -608,7 +579,7 @@ def _fractions(
             a_full, c_full = a.reshape(-1, 1), c.reshape(-1, 1)
         antipodal[finite], collapsed[finite] = a_full[inverse], c_full[inverse]
     shape = times.shape + (() if start is None else start.shape)
-    return _out(antipodal.reshape(shape)), _out(collapsed.reshape(shape))
+    return checks.scalar_or_array(antipodal.reshape(shape)), checks.scalar_or_array(collapsed.reshape(shape))
 
 
 def _start_classes(start: NDArray | None, z_star: float, d: int | None) -> tuple[NDArray, NDArray]:
@@ -656,10 +627,10 @@ def classified_fraction(
         ``(antipodal, collapsed)``, each of shape ``t.shape + rho0.shape`` (``t.shape`` for
         ``"uniform"``); floats when that shape is ``()``.
     """
-    d = _dimension(d)
-    beta = float(_nonnegative("beta", beta))
-    sigma2 = _positive("sigma2", sigma2)
-    spacing = _positive("spacing", spacing)
+    d = checks.integer("d", d, 2)
+    beta = checks.number("beta", beta)
+    sigma2 = checks.number("sigma2", sigma2, positive=True)
+    spacing = checks.number("spacing", spacing, positive=True)
     z_star = math.atanh(_threshold(threshold))
     start = _start(rho0)
 
@@ -705,14 +676,14 @@ def hybrid_drift_diffusion(rho: ArrayLike, beta: ArrayLike, eps: ArrayLike) -> t
     Returns:
         ``(mu, s)``.
     """
-    r = _rho("rho", rho)
-    b = _nonnegative("beta", beta)
-    e = _nonnegative("eps", eps)
+    r = checks.inner_products("rho", rho)
+    b = checks.numbers("beta", beta)
+    e = checks.numbers("eps", eps)
     r, b, e = np.broadcast_arrays(r, b, e)
     f = np.exp(b * r)
     squeeze = (1.0 - r) * (1.0 + r)
     mu = f * squeeze * (1.0 - e**2 * (0.5 * np.exp(b) + f * r))
-    return _out(mu), _out(e * f * squeeze)
+    return checks.scalar_or_array(mu), checks.scalar_or_array(e * f * squeeze)
 
 
 def hybrid_z_coefficients(z: ArrayLike, beta: ArrayLike, eps: ArrayLike) -> tuple[FloatOrArray, FloatOrArray]:
@@ -725,11 +696,11 @@ def hybrid_z_coefficients(z: ArrayLike, beta: ArrayLike, eps: ArrayLike) -> tupl
     zz = np.asarray(z, dtype=np.float64)
     if np.any(np.isnan(zz)):
         raise ValueError("z must not be NaN")
-    b = _nonnegative("beta", beta)
-    e = _nonnegative("eps", eps)
+    b = checks.numbers("beta", beta)
+    e = checks.numbers("eps", eps)
     zz, b, e = np.broadcast_arrays(zz, b, e)
     f = np.exp(b * np.tanh(zz))
-    return _out(f * (1.0 - 0.5 * e**2 * np.exp(b))), _out(e * f)
+    return checks.scalar_or_array(f * (1.0 - 0.5 * e**2 * np.exp(b))), checks.scalar_or_array(e * f)
 
 
 def hybrid_lyapunov_exponents(beta: ArrayLike, eps: ArrayLike) -> tuple[FloatOrArray, FloatOrArray]:
@@ -739,10 +710,10 @@ def hybrid_lyapunov_exponents(beta: ArrayLike, eps: ArrayLike) -> tuple[FloatOrA
     at ``+1``: ``-2 e^beta + eps² e^{2 beta}``; at ``-1``: ``2 e^{-beta} - eps²``. Both change sign
     at ``eps_c = sqrt(2) e^{-beta/2}`` (``eps = 0``: ``-2 e^beta``, the USA rate of docs/theory/attention_ode.md §2.6).
     """
-    b = _nonnegative("beta", beta)
-    e = _nonnegative("eps", eps)
+    b = checks.numbers("beta", beta)
+    e = checks.numbers("eps", eps)
     b, e = np.broadcast_arrays(b, e)
-    return _out(-2.0 * np.exp(b) + e**2 * np.exp(2.0 * b)), _out(2.0 * np.exp(-b) - e**2)
+    return checks.scalar_or_array(-2.0 * np.exp(b) + e**2 * np.exp(2.0 * b)), checks.scalar_or_array(2.0 * np.exp(-b) - e**2)
 
 
 def critical_noise(beta: ArrayLike) -> FloatOrArray:
@@ -753,8 +724,8 @@ def critical_noise(beta: ArrayLike) -> FloatOrArray:
     ``rho0 in (-1, 1)``); for ``eps < eps_c``, ``rho_t -> 1`` a.s.; at ``eps_c``, ``z`` is a driftless,
     recurrent diffusion and ``rho_t`` has no limit.
     """
-    b = _nonnegative("beta", beta)
-    return _out(math.sqrt(2.0) * np.exp(-0.5 * b))
+    b = checks.numbers("beta", beta)
+    return checks.scalar_or_array(math.sqrt(2.0) * np.exp(-0.5 * b))
 
 
 def hybrid_antipodal_probability(rho0: Start, beta: ArrayLike, eps: ArrayLike) -> FloatOrArray:
@@ -767,15 +738,15 @@ def hybrid_antipodal_probability(rho0: Start, beta: ArrayLike, eps: ArrayLike) -
     fixed points (1 and 0). ``"uniform"`` starts give the same value as interior starts.
     ``eps = 0`` is the deterministic USA flow: collapse from every ``rho0 > -1``.
     """
-    b = _nonnegative("beta", beta)
-    e = _nonnegative("eps", eps)
+    b = checks.numbers("beta", beta)
+    e = checks.numbers("eps", eps)
     start = _start(rho0)
     supercritical = (e > math.sqrt(2.0) * np.exp(-0.5 * b)).astype(np.float64)
     if start is None:
-        return _out(np.broadcast_to(supercritical, np.broadcast_shapes(b.shape, e.shape)).copy())
+        return checks.scalar_or_array(np.broadcast_to(supercritical, np.broadcast_shapes(b.shape, e.shape)).copy())
     start, value = np.broadcast_arrays(start, supercritical)
     out = np.where(start == -1.0, 1.0, np.where(start == 1.0, 0.0, value))
-    return _out(out)
+    return checks.scalar_or_array(out)
 
 
 def hybrid_classified_fraction(
@@ -802,15 +773,15 @@ def hybrid_classified_fraction(
     Returns:
         ``(antipodal, collapsed)`` of shape ``t.shape + rho0.shape``.
     """
-    beta = float(_nonnegative("beta", beta))
-    eps = _positive("eps", eps)
-    spacing = _positive("spacing", spacing)
+    beta = checks.number("beta", beta)
+    eps = checks.number("eps", eps, positive=True)
+    spacing = checks.number("spacing", spacing, positive=True)
     z_star = math.atanh(_threshold(threshold))
     start = _start(rho0)
     if start is None:
         if d is None:
             raise ValueError("rho0='uniform' needs the dimension d")
-        d = _dimension(d)
+        d = checks.integer("d", d, 2)
     kappa = 1.0 - 0.5 * eps**2 * math.exp(beta)
 
     def mu(z: NDArray) -> NDArray:
@@ -906,10 +877,9 @@ def _euler_maruyama(
 
 
 def _check_run_sizes(t_max: float, steps: int, runs: int, record_every: int | None) -> None:
-    _positive("t_max", t_max)
+    checks.number("t_max", t_max, positive=True)
     for name, value in (("steps", steps), ("runs", runs)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        checks.integer(name, value, 1, strict=True)
     if record_every is not None and (not isinstance(record_every, int) or record_every < 1):
         raise ValueError(f"record_every must be None or an integer >= 1, got {record_every!r}")
 
@@ -952,9 +922,9 @@ def simulate_rho(
     Note: the loop runs ``steps`` small tensor operations; on a busy CPU torch's intra-op
     threads can slow it by 10-100x (``torch.set_num_threads(1)`` helps for small ``runs``).
     """
-    d = _dimension(d)
-    beta = float(_nonnegative("beta", beta))
-    sigma2 = _positive("sigma2", sigma2)
+    d = checks.integer("d", d, 2)
+    beta = checks.number("beta", beta)
+    sigma2 = checks.number("sigma2", sigma2, positive=True)
     _check_run_sizes(t_max, steps, runs, record_every)
     device = torch.device("cpu" if device is None else device)
     gen = _generator(generator, device)
@@ -989,10 +959,10 @@ def simulate_hybrid_rho(
     Arguments as :func:`simulate_rho`, with ``eps >= 0`` in place of ``(d, sigma2)``; ``d`` is
     needed only for ``rho0 = "uniform"``.
     """
-    beta = float(_nonnegative("beta", beta))
-    eps = float(_nonnegative("eps", eps))
+    beta = checks.number("beta", beta)
+    eps = float(checks.numbers("eps", eps))
     if d is not None:
-        d = _dimension(d)
+        d = checks.integer("d", d, 2)
     _check_run_sizes(t_max, steps, runs, record_every)
     device = torch.device("cpu" if device is None else device)
     gen = _generator(generator, device)
