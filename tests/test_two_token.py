@@ -14,6 +14,7 @@ from scipy import integrate
 
 from tokenswarm import theory
 from tokenswarm.theory import two_token as tt
+from tokenswarm.theory import two_token_mc as mc
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -184,7 +185,7 @@ def test_pathwise_exponent_from_reduced_simulation():
     starting at z0 = -10, a return to z > -3 has probability ~e^{-0.73 * 7} < 1%)."""
     beta, d = 1.0, 3
     _, lam = tt.lyapunov_exponents(beta, d)
-    times, z = tt.simulate_rho(
+    times, z = mc.simulate_rho(
         math.tanh(-10.0), beta, d, 1.0, 10.0, 2000, 1000, generator=5, record_every=2000, output="z"
     )
     log_gap = math.log(2.0) + 2 * z - torch.log1p(torch.exp(2 * z))  # log(1 + tanh z), exact for z << 0
@@ -248,7 +249,7 @@ def test_uniform_start_is_average_over_inner_product_law():
 @pytest.mark.parametrize("rho0, beta, d, t_max", [(0.0, 1.0, 3, 40.0), (-0.5, 1.5, 4, 40.0)])
 def test_scale_function_against_reduced_monte_carlo(rho0, beta, d, t_max):
     runs = 4000
-    rho = tt.simulate_rho(rho0, beta, d, 1.0, t_max, 4000, runs, generator=11)
+    rho = mc.simulate_rho(rho0, beta, d, 1.0, t_max, 4000, runs, generator=11)
     assert (rho.abs() > 0.9).double().mean().item() > 0.995  # essentially all runs decided
     fraction = (rho < -0.9).double().mean().item()
     p = tt.antipodal_probability(rho0, beta, d)
@@ -287,7 +288,7 @@ def test_classified_fraction_limits_and_refinement():
 @pytest.mark.parametrize("rho0, beta, d, sigma2, t", [(-0.3, 1.2, 4, 1.0, 0.5), (0.3, 2.0, 6, 0.5, 3.0)])
 def test_classified_fraction_against_reduced_monte_carlo(rho0, beta, d, sigma2, t):
     runs = 8000
-    rho = tt.simulate_rho(rho0, beta, d, sigma2, t, 1000, runs, generator=17)
+    rho = mc.simulate_rho(rho0, beta, d, sigma2, t, 1000, runs, generator=17)
     antipodal, collapsed = tt.classified_fraction(t, rho0, beta, d, sigma2)
     for fraction, exact in zip(fractions(rho), (antipodal, collapsed)):
         assert abs(fraction - exact) < 4 * math.sqrt(exact * (1 - exact) / runs), (fraction, exact)
@@ -295,19 +296,19 @@ def test_classified_fraction_against_reduced_monte_carlo(rho0, beta, d, sigma2, 
 
 def test_uniform_classified_fraction_against_reduced_monte_carlo():
     runs, t, beta, d = 8000, 1.0, 1.5, 4
-    rho = tt.simulate_rho("uniform", beta, d, 1.0, t, 500, runs, generator=23)
+    rho = mc.simulate_rho("uniform", beta, d, 1.0, t, 500, runs, generator=23)
     antipodal, collapsed = tt.classified_fraction(t, "uniform", beta, d)
     for fraction, exact in zip(fractions(rho), (antipodal, collapsed)):
         assert abs(fraction - exact) < 4 * math.sqrt(exact * (1 - exact) / runs), (fraction, exact)
 
 
 def test_simulators_are_seeded_and_validate():
-    a = tt.simulate_rho(0.1, 1.0, 3, 1.0, 1.0, 50, 16, generator=3)
-    b = tt.simulate_rho(0.1, 1.0, 3, 1.0, 1.0, 50, 16, generator=torch.Generator().manual_seed(3))
+    a = mc.simulate_rho(0.1, 1.0, 3, 1.0, 1.0, 50, 16, generator=3)
+    b = mc.simulate_rho(0.1, 1.0, 3, 1.0, 1.0, 50, 16, generator=torch.Generator().manual_seed(3))
     torch.testing.assert_close(a, b, rtol=0, atol=0)
-    times, path = tt.simulate_hybrid_rho(0.1, 1.0, 0.5, 1.0, 50, 16, generator=3, record_every=10)
+    times, path = mc.simulate_hybrid_rho(0.1, 1.0, 0.5, 1.0, 50, 16, generator=3, record_every=10)
     assert times.shape == (6,) and path.shape == (6, 16) and path.dtype == torch.float64
-    assert torch.all(tt.simulate_rho(-1.0, 0.1, 10, 1.0, 1.0, 10, 4) == -1.0)  # fixed point
+    assert torch.all(mc.simulate_rho(-1.0, 0.1, 10, 1.0, 1.0, 10, 4) == -1.0)  # fixed point
     with pytest.raises(ValueError, match="d must be"):
         tt.drift_diffusion(0.0, 1.0, 1)
     with pytest.raises(ValueError, match="rho0"):
@@ -371,7 +372,7 @@ def test_hybrid_critical_noise_and_exponents():
 @pytest.mark.parametrize("eps, t", [(1.0, 2.0), (0.7, 1.0)])
 def test_hybrid_classified_fraction_against_reduced_monte_carlo(eps, t):
     rho0, beta, runs = 0.5, 1.0, 8000
-    rho = tt.simulate_hybrid_rho(rho0, beta, eps, t, 2000, runs, generator=29)
+    rho = mc.simulate_hybrid_rho(rho0, beta, eps, t, 2000, runs, generator=29)
     antipodal, collapsed = tt.hybrid_classified_fraction(t, rho0, beta, eps)
     for fraction, exact in zip(fractions(rho), (antipodal, collapsed)):
         assert abs(fraction - exact) < 4 * math.sqrt(exact * (1 - exact) / runs) + 1e-4, (fraction, exact)
