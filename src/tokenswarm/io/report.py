@@ -61,9 +61,9 @@ MAX_TEXT_LENGTH = 400
 DIGITS = 4
 #: A nested dictionary or table with more leaf values than this is collapsed.
 MAX_OPEN_VALUES = 12
-#: Figures are drawn at this many pixels per inch of their design size; the report shows
-#: a PNG whose file says another resolution at that resolution's size.
-CSS_PIXELS_PER_INCH = 96
+#: Figures are shown at this many CSS pixels per inch of their design size (Jupyter uses 100),
+#: so their 8-9 pt text reads at 13-15 px; a 12-inch-wide figure fills the page.
+CSS_PIXELS_PER_INCH = 120
 
 #: Short titles of the papers the experiments cite, in display order. An id not listed
 #: here gets a section titled by its id, after these.
@@ -684,13 +684,14 @@ def _page(entries: list[ReportEntry], settings: dict[str, Any], title: str, dire
 
 
 _CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 1240px;
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 1480px;
        margin: 1.5rem auto; padding: 0 1rem; color: #1d2330; line-height: 1.45; }
 h1 { margin-bottom: 0.2rem; }
 h2 { border-bottom: 2px solid #d8dde6; padding-bottom: 0.2rem; margin-top: 2.4rem; }
 h3 { margin: 2rem 0 0.2rem; padding-top: 0.8rem; border-top: 1px solid #e6e9ef; }
 a { color: #1f5fae; }
 code, pre { font-family: ui-monospace, "SFMono-Regular", Menlo, monospace; }
+h2 .muted { font-size: 0.7em; font-weight: normal; }
 h3 code { font-size: 0.8em; color: #6a7385; font-weight: normal; }
 pre { background: #f5f6f8; padding: 0.8rem; overflow-x: auto; font-size: 0.85rem; }
 .muted { color: #6a7385; }

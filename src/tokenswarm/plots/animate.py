@@ -213,7 +213,11 @@ def _finish(img: Image.Image, canvas: _Canvas, text: str, progress: float) -> Im
     """Downsample, then add the title and a progress bar at full resolution."""
     img = img.reduce(_SUPERSAMPLE)
     draw = ImageDraw.Draw(img)
-    font = _font(max(10, round(canvas.title_band * 0.5)))
+    size = max(10, round(canvas.title_band * 0.5))
+    # Shrink a long title until it fits the frame (with a small margin) rather than clip it.
+    while size > 8 and draw.textlength(text, font=_font(size)) > 0.96 * img.width:
+        size -= 1
+    font = _font(size)
     draw.text((canvas.size / 2, canvas.title_band * 0.55), text, fill=_TEXT, font=font,
               anchor="mm")
     bar_y = img.height - 4
