@@ -324,7 +324,7 @@ def _url(relative_path: str) -> str:
 
 
 def _slug(text: str) -> str:
-    return "".join(char if char.isalnum() or char in "-_" else "-" for char in text)
+    return "".join(char if char.isalnum() or char in "-_." else "-" for char in text)
 
 
 def _anchor(name: str) -> str:
@@ -517,31 +517,57 @@ def _claims_table(entry: ReportEntry) -> str:
     )
 
 
+#: In the lists at the top, an experiment shows this many of its failing (or inconclusive)
+#: claims; the rest are one click away.
+SHOWN_PER_EXPERIMENT = 3
+
+
 def _attention_list(entries: list[ReportEntry]) -> str:
-    """The failing and inconclusive claims and the errors, each linking to its experiment."""
-    groups: dict[str, list[str]] = {"fail": [], "inconclusive": [], "error": []}
-    for entry in entries:
-        link = f'<a href="#{_anchor(entry.name)}">{_escape(entry.name)}</a>'
-        if entry.error is not None:
-            last_line = entry.error.strip().splitlines()[-1] if entry.error.strip() else "error"
-            groups["error"].append(f"<li>{link}: {_escape(format_for_display(last_line))}</li>")
-        for index, claim in enumerate(entry.claims):
-            status = claim_status(claim)
-            if status in groups:
-                claim_link = f'<a href="#{_anchor(entry.name)}-claim-{index}">{_escape(claim.get("name", ""))}</a>'
+    """The failing and inconclusive claims and the errors, grouped by experiment, each
+    linking to its claim or experiment."""
+    titles = {"fail": "Failing claims", "inconclusive": "Inconclusive claims"}
+    parts = []
+    for status, heading in titles.items():
+        groups, total = [], 0
+        for entry in entries:
+            items = []
+            for index, claim in enumerate(entry.claims):
+                if claim_status(claim) != status:
+                    continue
                 measured = format_for_display(claim.get("measured"), max_items=4)
                 expected = format_for_display(claim.get("expected"))
-                groups[status].append(
-                    f"<li>{link}: {claim_link} "
-                    f'<span class="muted">(measured {_escape(measured)}; expected {_escape(expected)})</span></li>'
+                items.append(
+                    f'<li><a href="#{_anchor(entry.name)}-claim-{index}">{_escape(claim.get("name", ""))}</a> '
+                    f'<span class="muted">measured {_escape(measured)}; expected {_escape(expected)}</span></li>'
                 )
-    titles = {"fail": "Failing claims", "inconclusive": "Inconclusive claims", "error": "Experiments that raised"}
-    parts = [
-        f'<div class="attention {status}"><h2>{titles[status]} ({len(items)})</h2><ul>{"".join(items)}</ul></div>'
-        for status, items in groups.items()
-        if items
+            if not items:
+                continue
+            total += len(items)
+            shown, rest = items[:SHOWN_PER_EXPERIMENT], items[SHOWN_PER_EXPERIMENT:]
+            more = (
+                f"<li><details><summary>{len(rest)} more</summary><ul>{''.join(rest)}</ul></details></li>" if rest else ""
+            )
+            groups.append(
+                f'<li><a href="#{_anchor(entry.name)}">{_escape(entry.title)}</a> <code>{_escape(entry.name)}</code> '
+                f'<span class="muted">({len(items)} of {len(entry.claims)} claims)</span>'
+                f"<ul>{''.join(shown)}{more}</ul></li>"
+            )
+        if groups:
+            parts.append(f'<div class="attention {status}"><h2>{heading} ({total})</h2><ul>{"".join(groups)}</ul></div>')
+    errors = [
+        f'<li><a href="#{_anchor(entry.name)}">{_escape(entry.name)}</a>: '
+        f"{_escape(format_for_display(_last_line(entry.error)))}</li>"
+        for entry in entries
+        if entry.error is not None
     ]
+    if errors:
+        parts.append(f'<div class="attention error"><h2>Experiments that raised ({len(errors)})</h2><ul>{"".join(errors)}</ul></div>')
     return "".join(parts)
+
+
+def _last_line(error: str) -> str:
+    """The last line of a traceback: the exception type and message."""
+    return error.strip().splitlines()[-1] if error.strip() else "error"
 
 
 # --------------------------------------------------------------------------------------
@@ -608,7 +634,7 @@ def _paper_section(paper: str, own: list[ReportEntry], cited: list[ReportEntry],
     label = _paper_label(paper)
     heading = f"{_escape(_paper_title(paper))}" + (f' <span class="muted">{_escape(label)}</span>' if label else "")
     also = (
-        '<p class="muted">Also tested in: '
+        f'<p class="muted">{"Also tested" if own else "Tested"} in: '
         + ", ".join(f'<a href="#{_anchor(entry.name)}">{_escape(entry.title)}</a>' for entry in cited)
         + "</p>"
         if cited
@@ -658,7 +684,7 @@ def _page(entries: list[ReportEntry], settings: dict[str, Any], title: str, dire
         )
     )
     summary_class = "bad" if summary.claims_failed or summary.experiments_errored else "good"
-    sections = "\n".join(_paper_section(paper, own, cited, directory) for paper, own, cited in groups if own)
+    sections = "\n".join(_paper_section(paper, own, cited, directory) for paper, own, cited in groups)
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -721,6 +747,8 @@ tr.fail td { background: #fdf1f1; } tr.inconclusive td { background: #fff8e6; }
 .quick { background: #fff8e6; border-left: 4px solid #a86a00; padding: 0.5rem 0.8rem; }
 .attention h2 { font-size: 1.1rem; margin: 1rem 0 0.3rem; border: none; }
 .attention ul { margin: 0; padding-left: 1.3rem; }
+.attention ul ul { font-size: 0.9rem; }
+.attention code { font-size: 0.8em; color: #6a7385; }
 .attention li { margin: 0.15rem 0; }
 .attention.fail h2 { color: #c62828; } .attention.inconclusive h2 { color: #a86a00; }
 .attention.error h2 { color: #6d2a8c; }
