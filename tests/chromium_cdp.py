@@ -107,7 +107,7 @@ def open_chromium(executable: str, *, width: int = 1400, height: int = 1000) -> 
              "--disable-extensions", "--hide-scrollbars", f"--user-data-dir={profile}",
              f"--window-size={width},{height}", "about:blank"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            close_fds=False, preexec_fn=remap,
+            close_fds=False, preexec_fn=remap,  # noqa: PLW1509 - only dup2 runs there, before exec
         )
         os.close(child_read)
         os.close(child_write)

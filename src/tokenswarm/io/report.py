@@ -46,6 +46,7 @@ __all__ = [
     "format_number",
     "paper_ids",
     "summarize",
+    "tidy_numbers",
     "write_report",
 ]
 
@@ -303,6 +304,7 @@ def format_for_display(value: Any, *, max_items: int = MAX_LIST_ITEMS, digits: i
     if isinstance(value, int):
         return str(value)
     if isinstance(value, str):
+        value = tidy_numbers(value, digits=digits)
         return value if len(value) <= MAX_TEXT_LENGTH else value[: MAX_TEXT_LENGTH - 1] + "…"
     if isinstance(value, Mapping):
         return "{" + ", ".join(f"{key}: {inner(item, max_items)}" for key, item in value.items()) + "}"
@@ -313,6 +315,25 @@ def format_for_display(value: Any, *, max_items: int = MAX_LIST_ITEMS, digits: i
         tail = [inner(item, 3) for item in value[-2:]]
         return "[" + ", ".join(head) + ", …, " + ", ".join(tail) + f"] ({len(value)} values)"
     return str(value)
+
+
+_LONG_DECIMAL = re.compile(r"(?<![\w.])-?\d+\.\d+(?:[eE][-+]?\d+)?(?![\w.])")
+
+
+def tidy_numbers(text: str, *, digits: int = DIGITS) -> str:
+    """``text`` with every decimal number of more than 6 significant digits (float noise such
+    as ``0.0017430000007152557``) rounded to ``digits``; shorter numbers and arXiv ids are
+    left as written."""
+
+    def shorten(match: re.Match[str]) -> str:
+        written = match.group(0)
+        if _ARXIV_ID.fullmatch(written):  # 2408.09523 is a paper, not a measurement
+            return written
+        mantissa = re.split("[eE]", written)[0]
+        significant = mantissa.replace("-", "").replace(".", "").lstrip("0")
+        return format_number(float(written), digits) if len(significant) > 6 else written
+
+    return _LONG_DECIMAL.sub(shorten, text)
 
 
 def _escape(value: Any) -> str:
@@ -378,7 +399,7 @@ def _number_html(value: Any) -> str:
 def _leaf_count(value: Any) -> int:
     if isinstance(value, Mapping):
         return sum(_leaf_count(item) for item in value.values())
-    if isinstance(value, (list, tuple)) and value and all(isinstance(item, Mapping) for item in value):
+    if isinstance(value, (list, tuple)) and value:
         return sum(_leaf_count(item) for item in value)
     return 1
 
@@ -500,7 +521,7 @@ def _claims_table(entry: ReportEntry) -> str:
     for index, claim in enumerate(entry.claims):
         status = claim_status(claim)
         source = _claim_source(claim)
-        detail = str(claim.get("detail") or "")
+        detail = tidy_numbers(str(claim.get("detail") or ""))
         notes = "".join(
             f'<div class="{css}">{_escape(text)}</div>' for css, text in (("source", source), ("detail", detail)) if text
         )
