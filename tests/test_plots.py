@@ -241,3 +241,14 @@ def test_finish_figure_gives_integer_axes_integer_ticks():
     ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
     assert ticks and all(float(t).is_integer() for t in ticks)
     assert type(ax.yaxis.get_major_locator()) is not MaxNLocator  # fractional values keep theirs
+
+
+def test_finish_figure_writes_short_log_axes_as_plain_numbers():
+    from tokenswarm.plots._common import finish_figure
+
+    fig = line_plot(np.array([4.0, 8.0, 16.0]), {"clusters": [3.0, 4.2, 6.0]}, xlabel="beta",
+                    ylabel="clusters", logx=True, logy=True)
+    finish_figure(fig)
+    fig.canvas.draw()
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels(minor=True) if t.get_text()]
+    assert labels and all("times" not in text and "^" not in text for text in labels), labels

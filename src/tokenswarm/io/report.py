@@ -670,7 +670,9 @@ def _contents(groups: list[tuple[str, list[ReportEntry], list[ReportEntry]]]) ->
     for paper, own, cited in groups:
         experiments = "".join(
             f'<li><a href="#{_anchor(entry.name)}">{_escape(entry.title)}</a> {_badge(entry.status)}</li>'
-            for entry in own + cited
+            for entry in own
+        ) + "".join(
+            f'<li class="cited">also: <a href="#{_anchor(entry.name)}">{_escape(entry.title)}</a></li>' for entry in cited
         )
         label = _paper_label(paper)
         label_html = f' <span class="muted">{_escape(label)}</span>' if label else ""
@@ -776,6 +778,7 @@ tr.fail td { background: #fdf1f1; } tr.inconclusive td { background: #fff8e6; }
 nav ul.contents { columns: 2 26rem; padding-left: 1.2rem; }
 nav ul.contents > li { break-inside: avoid; margin-bottom: 0.5rem; }
 nav ul ul { padding-left: 1rem; font-size: 0.9rem; }
+nav li.cited { color: #6a7385; font-style: italic; }
 .figures { display: flex; flex-wrap: wrap; gap: 1rem 1.5rem; align-items: flex-start; margin: 0.6rem 0; }
 figure { margin: 0; max-width: 100%; }
 figure img { display: block; max-width: 100%; height: auto; }

@@ -146,6 +146,8 @@ def finish_figure(fig: Figure) -> Figure:
 
     * a linear axis with automatic ticks whose plotted lines all sit at integer
       coordinates (layers, token counts, dimensions) gets integer ticks only;
+    * a logarithmic axis spanning less than two decades labels its ticks ``3``, ``0.4``
+      rather than ``3 x 10^0``, ``4 x 10^-1``;
     * a legend that covers plotted points or lines is moved to the free corner of its
       axes, or, when there is none, outside the axes on the right.
     """
@@ -153,6 +155,7 @@ def finish_figure(fig: Figure) -> Figure:
         if ax.name != "rectilinear":
             continue
         _integer_ticks(ax)
+        _plain_log_labels(ax)
     fig.draw_without_rendering()
     moved = False
     for ax in fig.axes:
@@ -188,6 +191,22 @@ def _integer_ticks(ax) -> None:
         values = values[np.isfinite(values)]
         if np.unique(values).size >= 2 and np.all(values == np.round(values)):
             axis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _plain_log_labels(ax) -> None:
+    from matplotlib.ticker import LogFormatter, LogFormatterSciNotation
+
+    for axis, scale, limits in ((ax.xaxis, ax.get_xscale(), ax.get_xlim()), (ax.yaxis, ax.get_yscale(), ax.get_ylim())):
+        low, high = sorted(limits)
+        if scale != "log" or low <= 0 or high / low >= 100:
+            continue
+        for formatter, setter in ((axis.get_major_formatter(), axis.set_major_formatter),
+                                  (axis.get_minor_formatter(), axis.set_minor_formatter)):
+            # Only matplotlib's default: a figure that chose its own labels keeps them.
+            if type(formatter) is LogFormatterSciNotation:
+                # Same choice of labelled ticks, written as plain numbers.
+                setter(LogFormatter(base=getattr(formatter, "_base", 10), labelOnlyBase=formatter.labelOnlyBase,
+                                    minor_thresholds=formatter.minor_thresholds))
 
 
 def _data_points(ax) -> np.ndarray:
