@@ -196,3 +196,59 @@ def test_cluster_count_plot():
     _assert_not_blank(fig)
     with pytest.raises(ValueError, match="counts_q75"):
         cluster_count_plot(beta, median, median, median[:-1])
+
+
+def test_animation_title_fits_the_frame(tmp_path):
+    # A title wider than the frame at the default font size is shrunk, not clipped: the
+    # title band keeps a white margin at both edges.
+    path = animate_tokens(_trajectory(3, 4, 2), np.array([0.0, 10.0, 20.0]), tmp_path / "t.gif",
+                          title="SA, beta = 4, n = 32, a deliberately long title", size=160)
+    with Image.open(path) as gif:
+        frame = np.asarray(gif.convert("RGB"), dtype=float)
+    band = frame[:24]  # the title band of a 160-pixel frame
+    ink = np.flatnonzero((band < 200).any(axis=(0, 2)))
+    assert ink.size > 0  # the title is drawn
+    assert ink[0] >= 2 and ink[-1] <= frame.shape[1] - 3
+
+
+def _legend_covers_data(ax) -> int:
+    from tokenswarm.plots._common import _covered, _data_points
+
+    ax.figure.draw_without_rendering()
+    return _covered(ax.get_legend(), _data_points(ax))
+
+
+def test_finish_figure_moves_a_legend_off_the_data():
+    from tokenswarm.plots._common import finish_figure
+
+    x = np.linspace(0.0, 1.0, 50)
+    fig = line_plot(x, {f"curve {k}": np.sin(6 * x + k) for k in range(6)}, xlabel="t", ylabel="y")
+    ax = fig.axes[0]
+    assert _legend_covers_data(ax) > 0  # curves fill the axes: "best" has no free spot
+    finish_figure(fig)
+    assert _legend_covers_data(ax) == 0
+
+
+def test_finish_figure_gives_integer_axes_integer_ticks():
+    from matplotlib.ticker import MaxNLocator
+
+    from tokenswarm.plots._common import finish_figure
+
+    fig = line_plot(np.arange(3), {"per layer": [0.2, 0.5, 0.4]}, xlabel="layer", ylabel="cosine")
+    finish_figure(fig)
+    ax = fig.axes[0]
+    assert type(ax.xaxis.get_major_locator()) is MaxNLocator
+    ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks)
+    assert type(ax.yaxis.get_major_locator()) is not MaxNLocator  # fractional values keep theirs
+
+
+def test_finish_figure_writes_short_log_axes_as_plain_numbers():
+    from tokenswarm.plots._common import finish_figure
+
+    fig = line_plot(np.array([4.0, 8.0, 16.0]), {"clusters": [3.0, 4.2, 6.0]}, xlabel="beta",
+                    ylabel="clusters", logx=True, logy=True)
+    finish_figure(fig)
+    fig.canvas.draw()
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels(minor=True) if t.get_text()]
+    assert labels and all("times" not in text and "^" not in text for text in labels), labels

@@ -463,10 +463,15 @@ def _example_figure(name: str, data: ModalityData, pde: TokenPDE, form: str):
             top = max(theirs.max(), ours.max())
             for offset, (image, label) in enumerate(((theirs, "Transformer"), (ours, f"PDE {form}"))):
                 ax = axes[2 * column + offset]
-                ax.imshow(image, vmin=0, vmax=top)
+                shown = ax.imshow(image, vmin=0, vmax=top)
                 ax.set_title(f"{label}, layer {layer + 1}", fontsize=8)
                 ax.set_xticks([])
                 ax.set_yticks([])
+                ax.set_xlabel("key token $j$", fontsize=8)
+            # The two maps of a layer share one colour scale, so each pair gets its colour bar.
+            fig.colorbar(shown, ax=list(axes[2 * column:2 * column + 2]), label="attention weight",
+                         shrink=0.9, pad=0.02)
+        axes[0].set_ylabel("query token $i$", fontsize=8)
         fig.suptitle(f"{name}: head-averaged attention of the first held-out example", fontsize=9)
     return settle(fig)
 

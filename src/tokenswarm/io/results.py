@@ -533,10 +533,13 @@ def atomic_write_text(target: str | os.PathLike[str], text: str) -> None:
 def _save_figure(directory: pathlib.Path, name: str, figure: matplotlib.figure.Figure) -> str:
     import matplotlib.pyplot as plt
 
+    from tokenswarm.plots._common import DPI, finish_figure
+
     file_name = f"{_plain_file_name(name)}.png"
     try:
+        finish_figure(figure)
         with temporary_sibling(directory / file_name) as temporary:
-            figure.savefig(temporary, format="png", dpi=120, bbox_inches="tight")
+            figure.savefig(temporary, format="png", dpi=DPI, bbox_inches="tight")
             os.replace(temporary, directory / file_name)
     finally:
         plt.close(figure)

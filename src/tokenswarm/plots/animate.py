@@ -28,6 +28,7 @@ _GUIDE = (225, 225, 225)
 _TEXT = (30, 30, 30)
 _PROGRESS = (170, 170, 170)
 _DISC = (226, 232, 242, 120)  # translucent sphere face: fades what lies behind it
+_MIN_TITLE_SIZE = 9  # pixels: smaller text is hard to read in a GIF
 _TRAIL_POINTS = 16  # polyline vertices per trail, whatever the number of raw steps
 
 
@@ -209,11 +210,31 @@ def _render_sphere(traj, frames, k, canvas, colors, trail, dot_radius, camera):
     return img
 
 
-def _finish(img: Image.Image, canvas: _Canvas, text: str, progress: float) -> Image.Image:
-    """Downsample, then add the title and a progress bar at full resolution."""
+def _finish(img: Image.Image, canvas: _Canvas, title: str | None, label: str,
+            progress: float) -> Image.Image:
+    """Downsample, then add the title and a progress bar at full resolution.
+
+    The title line is ``title    label``; when it is wider than the frame the font shrinks
+    down to a legible minimum, and then the title (never the time label) is shortened with
+    an ellipsis, so nothing is clipped at the frame's edges.
+    """
     img = img.reduce(_SUPERSAMPLE)
     draw = ImageDraw.Draw(img)
-    font = _font(max(10, round(canvas.title_band * 0.5)))
+    room = 0.96 * img.width
+    size = max(10, round(canvas.title_band * 0.5))
+
+    def line(name: str | None) -> str:
+        return f"{name}    {label}" if name else label
+
+    while size > _MIN_TITLE_SIZE and draw.textlength(line(title), font=_font(size)) > room:
+        size -= 1
+    font = _font(size)
+    text = line(title)
+    if title and draw.textlength(text, font=font) > room:
+        kept = len(title)
+        while kept > 0 and draw.textlength(line(title[:kept].rstrip() + "…"), font=font) > room:
+            kept -= 1
+        text = line(title[:kept].rstrip() + "…" if kept else None)
     draw.text((canvas.size / 2, canvas.title_band * 0.55), text, fill=_TEXT, font=font,
               anchor="mm")
     bar_y = img.height - 4
@@ -318,9 +339,8 @@ def animate_tokens(traj: Any, times: Any, path: str | Path, *, fps: float = 15,
                       if rotation else fixed_camera)
             img = _render_sphere(x, frames, k, canvas, colors, trail, dot_radius, camera)
         label = f"t = {t[frames[k]]:.{decimals}f}"
-        text = f"{title}    {label}" if title else label
         progress = (k + 1) / frames.size
-        images.append(_finish(img, canvas, text, progress))
+        images.append(_finish(img, canvas, title, label, progress))
 
     exact = [_BACKGROUND, _OUTLINE, _GUIDE, _TEXT, _PROGRESS, (60, 60, 60)]
     exact += [tuple(int(v) for v in c) for c in colors]
