@@ -171,3 +171,26 @@ def test_equivalent_states_the_interval_and_what_would_decide():
     undecided = equivalent(-0.58, 0.05, 20, -0.5, 0.1)
     assert undecided.passed is None and "as many would" in undecided.detail
     assert equivalent(-0.9, 0.01, 20, -0.5, 0.1).passed is False
+
+
+def _controlled_rules():
+    load_all()
+    return [(name, rule) for name in registry.names() if registry.get(name).claims is not None
+            for rule in registry.get(name).claims.rules if rule.control is not None]
+
+
+def test_negative_controls_make_their_claims_fail(equiangular_run):
+    """A claim that cannot fail proves nothing: on its negative control's data every verdict fails."""
+    from tokenswarm.io.results import load_data
+
+    data = load_data(equiangular_run).load()
+    experiment = registry.get("equiangular")
+    saved = json.loads(data.attrs["parameters"])
+    params = registry.parse_overrides(experiment.params, {k: v for k, v in saved.items() if k in
+                                                          {s.name for s in registry.param_specs(experiment.params)}})
+    run = RunSettings.from_params(saved)
+    rules = [rule for name, rule in _controlled_rules() if name == "equiangular"]
+    assert len(rules) == len(experiment.claims.rules)  # every equiangular claim has its control
+    for rule in rules:
+        assert all(claim.passed for claim in rule.evaluate(data, params, run)), rule.title
+        assert all(claim.passed is False for claim in rule.evaluate(rule.control(data), params, run)), rule.title

@@ -166,6 +166,7 @@ class Rule:
     title: str
     refs: tuple[Ref, ...]
     judge: RuleFunction
+    control: Callable[[xarray.Dataset], xarray.Dataset] | None = None
 
     @property
     def placeholders(self) -> tuple[str, ...]:
@@ -196,12 +197,18 @@ class ClaimSet:
     def __init__(self) -> None:
         self.rules: list[Rule] = []
 
-    def rule(self, title: str, *refs: Ref | str) -> Callable[[RuleFunction], RuleFunction]:
-        """Decorator adding ``judge(data, params, run) -> Verdict | [Verdict, ...]`` as a claim."""
+    def rule(self, title: str, *refs: Ref | str,
+             control: Callable[[xarray.Dataset], xarray.Dataset] | None = None) -> Callable[[RuleFunction], RuleFunction]:
+        """Decorator adding ``judge(data, params, run) -> Verdict | [Verdict, ...]`` as a claim.
+
+        ``control`` is the claim's negative control: it turns a run's dataset into one on which
+        the claim must fail (data of a model that breaks the claim); ``tests/test_claims.py``
+        checks that every verdict of the rule then fails, so the claim is shown to be able to fail.
+        """
         parsed = _refs(refs)
 
         def decorator(judge: RuleFunction) -> RuleFunction:
-            self.rules.append(Rule(title, parsed, judge))
+            self.rules.append(Rule(title, parsed, judge, control))
             return judge
 
         return decorator
