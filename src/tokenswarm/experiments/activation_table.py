@@ -36,11 +36,14 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from tokenswarm.experiments.registry import RunContext, register
-from tokenswarm.io.results import Claim, Result, check, claim_less
+from tokenswarm.io.claims import ClaimSet, RunSettings, Verdict, less, verdict
+from tokenswarm.io.refs import Ref
+from tokenswarm.io.results import Result
 from tokenswarm.plots._common import new_figure, settle, style
 from tokenswarm.theory.random_mlp import RandomMLPKernel, relu_proposition_1_5
 
 REFERENCE = "2604.26898 §1.4-1.5 (Prop. 1.5, table of K(1), K'(1), λ₁, λ̄)"
+REF = Ref("2604.26898", "§1.4-1.5 (Prop. 1.5, table of K(1), K'(1), λ₁, λ̄)")
 PAPER_ACTIVATIONS = ("relu", "silu", "sigmoid", "tanh")
 PAPER_D = (5, 64, 128)
 PAPER_BIAS = (0.0, 0.1)
@@ -119,51 +122,77 @@ def _cell(row: dict) -> str:
     return f"{row['activation']}, d={row['d']}, bias={row['bias']:g}"
 
 
-def claims_for(p: Params, rows: list[dict]) -> tuple[list[Claim], dict]:
-    claims, extra = [], {}
-    relu_error = relu_closed_form_error(p.d, p.bias)
-    extra["relu_max_error"] = relu_error
-    claims.append(claim_less(
-        "ReLU closed forms of κ, κ', K(1), K'(1) match quadrature", REFERENCE + "; docs/theory/random_mlp.md §2.3",
-        relu_error, 1e-9,
-        detail=f"max abs error over d = {p.d}, bias = {p.bias}, u on [-1, 1] incl. 1 - u, 1 + u down to 1e-12; "
-               "κ, κ' by polar quadrature split at the kinks, K(1), K'(1) by half-line Gauss-Laguerre",
-    ))
-    prop_error = proposition_1_5_error(p.d, p.bias)
-    extra["prop_1_5_max_error"] = prop_error
-    claims.append(claim_less(
-        "Prop. 1.5: λ₁ = -1/(2d) - (σ_U²+2σ_W²)(d-1)/4, λ̄ = 1/d - (σ_U²+2σ_W²)(d-3)/2 (ReLU)", REFERENCE,
-        prop_error, 1e-12,
-        detail="max |printed formula - definition with quadrature K(1), K'(1)| / max(1, |formula|) over d and bias",
-    ))
-    paper_rows = [row for row in rows if row["in_paper"]]
-    if paper_rows:
-        worst = max(paper_rows, key=lambda row: row["lambda_1"])
-        claims.append(claim_less(
-            "λ₁ < 0 everywhere in the table", REFERENCE, worst["lambda_1"], 0.0,
-            detail=f"max λ₁ over {len(paper_rows)} cells of the paper's activations, at {_cell(worst)}",
-        ))
+def _rows(data: xr.Dataset) -> list[dict]:
+    """The table's cells from the dataset, in the order of :func:`compute_rows` (activation, d, bias)."""
+    rows = []
+    for activation in data.activation.values:
+        for d in data.d.values:
+            for bias in data.bias.values:
+                cell = data.sel(activation=activation, d=d, bias=bias)
+                paper = float(cell.paper_lambda_bar_negative)
+                rows.append({
+                    "activation": str(activation), "d": int(d), "bias": float(bias),
+                    "lambda_1": float(cell.lambda_1), "lambda_bar": float(cell.lambda_bar),
+                    "lambda_bar_prime": float(cell.lambda_bar_prime), "S1": bool(cell.S1),
+                    "in_paper": str(activation) in PAPER_ACTIVATIONS,
+                    "paper_lambda_bar_negative": None if math.isnan(paper) else paper == 1.0,
+                })
+    return rows
+
+
+def lambda_bar_mismatches(rows: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(cells the paper's table has, those where the sign of λ̄ differs from the paper)."""
     compared = [row for row in rows if row["paper_lambda_bar_negative"] is not None]
-    if compared:
-        mismatches = [row for row in compared if (row["lambda_bar"] < 0) != row["paper_lambda_bar_negative"]]
-        extra["lambda_bar_mismatches"] = [_cell(row) for row in mismatches]
-        detail = (f"{len(compared)} cells compared; paper: λ̄ < 0 for sigmoid everywhere, for relu, tanh, silu only with "
-                  f"bias 0.1 and d in {{64, 128}}; mismatches: "
-                  + ("; ".join(f"{_cell(row)} (λ̄ = {row['lambda_bar']:.4g})" for row in mismatches) or "none"))
-        claims.append(check(
-            "λ̄ < 0 for sigmoid everywhere; for relu, tanh, silu only with bias 0.1 and d ∈ {64, 128}",
-            REFERENCE + "; docs/theory/random_mlp.md §5.2", len(mismatches), "0 mismatching cells", not mismatches, detail,
-        ))
-    s1_rows = [row for row in rows if row["S1"]]
-    if s1_rows:
-        not_decaying = [row for row in s1_rows if not row["lambda_bar_prime"] < 0]
-        claims.append(check(
-            "Thm 1.4 (ε = 0): λ̄'(β) < 0 wherever S1 holds", "2604.26898 Thm 1.4; docs/theory/random_mlp.md §4.4",
-            len(not_decaying), "0 cells", not not_decaying,
-            detail=f"β = {p.beta:g}; {len(s1_rows)} S1 cells (GELU included); failing: "
-                   + ("; ".join(_cell(row) for row in not_decaying) or "none"),
-        ))
-    return claims, extra
+    return compared, [row for row in compared if (row["lambda_bar"] < 0) != row["paper_lambda_bar_negative"]]
+
+
+CLAIMS = ClaimSet()
+
+
+@CLAIMS.rule("ReLU closed forms of κ, κ', K(1), K'(1) match quadrature", Ref(REF.paper, REF.where + "; docs/theory/random_mlp.md §2.3"))
+def _relu_closed_forms(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
+    return less(float(data.relu_max_error), 1e-9,
+                detail=f"max abs error over d = {p.d}, bias = {p.bias}, u on [-1, 1] incl. 1 - u, 1 + u down to 1e-12; "
+                       "κ, κ' by polar quadrature split at the kinks, K(1), K'(1) by half-line Gauss-Laguerre")
+
+
+@CLAIMS.rule("Prop. 1.5: λ₁ = -1/(2d) - (σ_U²+2σ_W²)(d-1)/4, λ̄ = 1/d - (σ_U²+2σ_W²)(d-3)/2 (ReLU)", REF)
+def _proposition_1_5(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
+    return less(float(data.prop_1_5_max_error), 1e-12,
+                detail="max |printed formula - definition with quadrature K(1), K'(1)| / max(1, |formula|) over d and bias")
+
+
+@CLAIMS.rule("λ₁ < 0 everywhere in the table", REF)
+def _lambda_1_negative(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verdict]:
+    paper_rows = [row for row in _rows(data) if row["in_paper"]]
+    if not paper_rows:
+        return []
+    worst = max(paper_rows, key=lambda row: row["lambda_1"])
+    return [less(worst["lambda_1"], 0.0,
+                 detail=f"max λ₁ over {len(paper_rows)} cells of the paper's activations, at {_cell(worst)}")]
+
+
+@CLAIMS.rule("λ̄ < 0 for sigmoid everywhere; for relu, tanh, silu only with bias 0.1 and d ∈ {{64, 128}}",
+             Ref(REF.paper, REF.where + "; docs/theory/random_mlp.md §5.2"))
+def _lambda_bar_sign(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verdict]:
+    compared, mismatches = lambda_bar_mismatches(_rows(data))
+    if not compared:
+        return []
+    detail = (f"{len(compared)} cells compared; paper: λ̄ < 0 for sigmoid everywhere, for relu, tanh, silu only with "
+              f"bias 0.1 and d in {{64, 128}}; mismatches: "
+              + ("; ".join(f"{_cell(row)} (λ̄ = {row['lambda_bar']:.4g})" for row in mismatches) or "none"))
+    return [verdict(len(mismatches), "0 mismatching cells", not mismatches, detail)]
+
+
+@CLAIMS.rule("Thm 1.4 (ε = 0): λ̄'(β) < 0 wherever S1 holds", Ref("2604.26898", "Thm 1.4; docs/theory/random_mlp.md §4.4"))
+def _theorem_1_4(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verdict]:
+    s1_rows = [row for row in _rows(data) if row["S1"]]
+    if not s1_rows:
+        return []
+    not_decaying = [row for row in s1_rows if not row["lambda_bar_prime"] < 0]
+    return [verdict(len(not_decaying), "0 cells", not not_decaying,
+                    detail=f"β = {p.beta:g}; {len(s1_rows)} S1 cells (GELU included); failing: "
+                           + ("; ".join(_cell(row) for row in not_decaying) or "none"))]
 
 
 def _table_panel(ax, values: np.ndarray, row_labels: list[str], col_labels: list[str], title: str,
@@ -229,10 +258,10 @@ def table_figure(p: Params, data: xr.Dataset, mismatch: np.ndarray) -> Figure:
     reference=REFERENCE,
     params=Params,
     quick={},
+    claims=CLAIMS,
 )
 def run(p: Params, ctx: RunContext) -> Result:
     rows = compute_rows(p)
-    claims, extra = claims_for(p, rows)
     shape = (len(p.activation), len(p.d), len(p.bias))
     names = ("K1", "K1_prime", "lambda_1", "lambda_bar", "lambda_bar_prime", "u_star", "coercive", "S1")
     arrays = {name: np.asarray([row[name] for row in rows]).reshape(shape) for name in names}
@@ -240,7 +269,8 @@ def run(p: Params, ctx: RunContext) -> Result:
                         for row in rows]).reshape(shape)
     dims = ("activation", "d", "bias")
     data = xr.Dataset(
-        {**{name: (dims, values) for name, values in arrays.items()}, "paper_lambda_bar_negative": (dims, paper)},
+        {**{name: (dims, values) for name, values in arrays.items()}, "paper_lambda_bar_negative": (dims, paper),
+         "relu_max_error": relu_closed_form_error(p.d, p.bias), "prop_1_5_max_error": proposition_1_5_error(p.d, p.bias)},
         coords={"activation": list(p.activation), "d": list(p.d), "bias": list(p.bias)},
         attrs={"beta": p.beta, "reference": REFERENCE},
     )
@@ -253,9 +283,12 @@ def run(p: Params, ctx: RunContext) -> Result:
         **{name: first[name] for name in ("K1", "K1_prime", "lambda_1", "lambda_bar", "lambda_bar_prime", "coercive")},
         "table": [{key: value for key, value in row.items() if key != "criterion"} for row in rows],
         "criterion_agrees_with_lambda_bar": all(row["criterion"] == (row["lambda_bar"] < 0) for row in rows),
-        **extra,
+        "relu_max_error": float(data.relu_max_error), "prop_1_5_max_error": float(data.prop_1_5_max_error),
     }
+    compared, mismatches = lambda_bar_mismatches(_rows(data))
+    if compared:
+        metrics["lambda_bar_mismatches"] = [_cell(row) for row in mismatches]
     return Result(
-        experiment="activation-table", params={}, metrics=metrics, claims=claims, data=data,
+        metrics=metrics, data=data,
         figures={"activation_table": table_figure(p, data, mismatch_2d)},
     )

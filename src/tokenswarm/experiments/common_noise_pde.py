@@ -25,7 +25,9 @@ import numpy as np
 import xarray as xr
 
 from tokenswarm.experiments.registry import RunContext, register
-from tokenswarm.io.results import Result, claim_between, claim_less
+from tokenswarm.io.claims import ClaimSet, RunSettings, Verdict, between, less
+from tokenswarm.io.refs import Ref
+from tokenswarm.io.results import Result
 from tokenswarm.meanfield.circle import (
     CircleGrid,
     CircleModel,
@@ -62,6 +64,47 @@ class Params:
             raise ValueError(f"samples - 1 = {self.samples - 1} must divide steps = {self.steps}")
 
 
+def w1_means(w1: np.ndarray, w1_other: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean W1 over draws (same noise, independent noise) and the standard error of the first, ``(n, t)``."""
+    mean, other_mean = w1.mean(1), w1_other.mean(1)
+    return mean, other_mean, w1.std(1, ddof=1) / np.sqrt(w1.shape[1])
+
+
+def summary(data: xr.Dataset, p: Params) -> dict[str, float]:
+    """Coupling ratio and W1 rate at t_max, mass error and smallest density, from the dataset."""
+    mean, other_mean, _ = w1_means(data.w1.values, data.w1_independent_noise.values)
+    slope, slope_se = loglog_slope(data.n.values, mean[:, -1])
+    mass = data.mass.values
+    return {"ratio": float(mean[-1, -1] / other_mean[-1, -1]), "slope": slope, "slope_se": slope_se,
+            "mass_error": float((np.abs(mass - mass[0]) / mass[0]).max()), "min_density": float(data.min_density)}
+
+
+CLAIMS = ClaimSet()
+
+
+@CLAIMS.rule("mass is conserved to round-off", Ref("2604.26898", "numerical check: conservative remap + finite volumes"))
+def _mass(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
+    return less(summary(data, p)["mass_error"], 1e-12, detail="max_t |M(t) - M(0)| / M(0)")
+
+
+@CLAIMS.rule("the density never becomes negative", Ref("2604.26898", "numerical check: monotone remap, CFL"))
+def _positive(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
+    return between(summary(data, p)["min_density"], 0.0, np.inf)
+
+
+@CLAIMS.rule("particles follow the SPDE driven by their own noise, not another realisation",
+             Ref("2604.26898", "SPDE pathwise limit (docs/theory/random_mlp.md §3.3)"))
+def _coupling(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
+    return less(summary(data, p)["ratio"], 0.2,
+                detail=f"W1(particles, SPDE same noise) / W1(particles, SPDE independent noise) at t_max, n = {p.n[-1]}")
+
+
+@CLAIMS.rule("W1(particles, SPDE) falls like n^(-1/2) at t_max", Ref("2604.26898", "Prop. 1.2 (d = 2: n^(-1/2))"))
+def _rate(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
+    s = summary(data, p)
+    return between(s["slope"], -0.7, -0.3, detail=f"fitted slope over n = {p.n} ({p.runs} draws each), s.e. {s['slope_se']:.3f}")
+
+
 @register(
     "common-noise-pde",
     title="SPDE with common noise on the circle against particles driven by the same noise",
@@ -71,6 +114,7 @@ class Params:
     dtypes=("float64",),
     dtype_reason="the SPDE remap conserves mass to 1e-12, a float64 statement",
     quick={"cells": 512, "steps": 100, "t_max": 1.0, "n": [250, 1000, 4000], "runs": 2, "samples": 6},
+    claims=CLAIMS,
 )
 def run(p: Params, ctx: RunContext) -> Result:
     grid = CircleGrid(p.cells, device=ctx.device)
@@ -99,23 +143,7 @@ def run(p: Params, ctx: RunContext) -> Result:
             w1[a, :, i] = w1_circle(theta[i], spde.density[i], grid)
             w1_other[a, :, i] = w1_circle(theta[i], baseline.density[i], grid)
         last_theta = theta[:, 0]
-    mean, other_mean = w1.mean(1), w1_other.mean(1)
-    se = w1.std(1, ddof=1) / np.sqrt(p.runs)
-    slope, slope_se = loglog_slope(p.n, mean[:, -1])
-    ratio = float(mean[-1, -1] / other_mean[-1, -1])
-    mass_error = float(spde.mass_error.max())
-    min_density = float(spde.min_density.min())
-
-    claims = [
-        claim_less("mass is conserved to round-off", "conservative remap + finite volumes", mass_error, 1e-12,
-                   detail="max_t |M(t) - M(0)| / M(0)"),
-        claim_between("the density never becomes negative", "monotone remap, CFL", min_density, 0.0, np.inf),
-        claim_less("particles follow the SPDE driven by their own noise, not another realisation",
-                   "SPDE pathwise limit (docs/theory/random_mlp.md §3.3)", ratio, 0.2,
-                   detail=f"W1(particles, SPDE same noise) / W1(particles, SPDE independent noise) at t_max, n = {p.n[-1]}"),
-        claim_between("W1(particles, SPDE) falls like n^(-1/2) at t_max", "2604.26898 Prop. 1.2 (d = 2: n^(-1/2))",
-                      slope, -0.7, -0.3, detail=f"fitted slope over n = {p.n} ({p.runs} draws each), s.e. {slope_se:.3f}"),
-    ]
+    mean, other_mean, se = w1_means(w1, w1_other)
     bins = min(p.cells, 256)
     coarse = coarsen(spde.density, bins)
     hist = angle_histograms(last_theta, bins)
@@ -127,17 +155,18 @@ def run(p: Params, ctx: RunContext) -> Result:
                        title=f"common noise ({p.activation}, M = {p.rank}), {p.model.upper()} beta = {p.beta:g}")
     data = xr.Dataset(
         {"density": (("t", "bin"), coarse), "particle_histogram": (("t", "bin"), hist),
-         "w1": (("n", "run", "t"), w1), "w1_independent_noise": (("n", "run", "t"), w1_other)},
+         "w1": (("n", "run", "t"), w1), "w1_independent_noise": (("n", "run", "t"), w1_other),
+         "mass": ("t", spde.mass.double().cpu().numpy()), "min_density": float(spde.min_density.min())},
         coords={"t": times, "n": np.asarray(p.n), "run": np.arange(p.runs),
                 "bin": (np.arange(bins) + 0.5) * 2 * np.pi / bins},
     )
+    s = summary(data, p)
     return Result(
-        experiment="common-noise-pde", params={},
         metrics={
             "w1": [float(v) for v in mean[-1]], "w1_final": [float(v) for v in mean[:, -1]],
             "w1_final_se": [float(v) for v in se[:, -1]], "w1_independent_noise": [float(v) for v in other_mean[-1]],
-            "coupling_ratio": ratio, "w1_rate": slope, "w1_rate_se": slope_se,
-            "mass_error": mass_error, "min_density": min_density, "steps": spde.steps,
+            "coupling_ratio": s["ratio"], "w1_rate": s["slope"], "w1_rate_se": s["slope_se"],
+            "mass_error": s["mass_error"], "min_density": s["min_density"], "steps": spde.steps,
         },
-        claims=claims, data=data, figures={"space_time": fig, "w1": w1_fig},
+        data=data, figures={"space_time": fig, "w1": w1_fig},
     )

@@ -60,7 +60,9 @@ import torch.nn.functional as F
 import xarray as xr
 
 from tokenswarm.experiments.registry import RunContext, register
-from tokenswarm.io.results import Result, check
+from tokenswarm.io.claims import ClaimSet, RunSettings, Verdict, verdict
+from tokenswarm.io.refs import Ref
+from tokenswarm.io.results import Result
 from tokenswarm.meanfield.transformer_fit import digits_vit_modality, fit_modality_pde
 from tokenswarm.metrics.information import (
     Estimate,
@@ -245,6 +247,66 @@ def _figure(mi: dict, gradients: dict, perturbation: dict, epsilons, log_n: floa
     return settle(fig)
 
 
+def saved_estimates(data: xr.Dataset, model: str, estimator: str) -> list[Estimate]:
+    """One estimator's per-layer estimates (value, s.e., per-sample terms where saved) from the dataset."""
+    values, ses = data[f"{model}_{estimator}"].values, data[f"{model}_{estimator}_se"].values
+    name = f"{model}_{estimator}_terms"
+    terms = list(data[name].values) if name in data else [None] * len(values)
+    return [Estimate(float(v), float(s), len(values) if t is None else len(t), estimator, t)
+            for v, s, t in zip(values, ses, terms)]
+
+
+def perturbation_summary(data: xr.Dataset, model: str) -> dict:
+    """Log-log slope of the logit response between the two smallest ε, and the state gains at the smallest ε."""
+    eps = data.epsilon.values
+    order = np.argsort(eps)
+    logits = data[f"{model}_logit_response"].values.mean(1)[order]
+    slope = float(np.log(logits[1] / logits[0]) / np.log(eps[order][1] / eps[order][0])) if len(eps) > 1 else float("nan")
+    gain = (data[f"{model}_state_response"].values.mean(2)[order[0]] / eps[order[0]]).tolist()
+    return {"slope": slope, "logits": logits, "epsilons": eps[order], "gain": gain}
+
+
+CLAIMS = ClaimSet()
+
+
+@CLAIMS.rule("{model}: {label} non-increasing in depth (within 2 s.e.)",
+             Ref("2408.09523v1", "data-processing inequality, X -> T_l -> T_l+1 (docs/theory/master_pde.md §6.3)"))
+def _data_processing(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verdict]:
+    y_eval = data.eval_label.values
+    n_eval = len(y_eval)
+    log_n, h_y = math.log(n_eval), entropy_of_labels(y_eval)
+    verdicts = []
+    for name in ("vit", "pde"):
+        for estimator, label in CLAIMED:
+            estimates = saved_estimates(data, name, estimator)
+            holds, excess = dpi_holds(estimates)
+            values, ses = [e.value for e in estimates], [e.se for e in estimates]
+            verdicts.append(verdict(
+                max(excess), "every step: est_{l+1} - est_l - 2 s.e.(paired difference) <= 0", holds,
+                detail=(f"estimates per layer {[round(v, 4) for v in values]} ± "
+                        f"{[round(s, 4) for s in ses]} (nats; N = {n_eval}, log N = {log_n:.3f}, "
+                        f"H(Y) = {h_y:.3f}); the estimator is not the exact MI (module docs)"
+                        + (" (quick sizes: indicative only)" if run.quick else "")),
+                labels={"model": name, "label": label},
+            ))
+    return verdicts
+
+
+@CLAIMS.rule("{model}: output responds linearly to small input perturbations",
+             Ref("2408.09523v1", "perturbation sensitivity (methods ours)"))
+def _linear_response(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verdict]:
+    verdicts = []
+    for name in ("vit", "pde"):
+        s = perturbation_summary(data, name)
+        verdicts.append(verdict(
+            s["slope"], "log-log slope in [0.8, 1.2]", 0.8 <= s["slope"] <= 1.2,
+            detail=f"relative logit response {s['logits'].round(6).tolist()} at eps {s['epsilons'].tolist()}; "
+                   f"state gains |Δu^l|/|u^l|/ε at the smallest ε {np.round(s['gain'], 4).tolist()}",
+            labels={"model": name},
+        ))
+    return verdicts
+
+
 @register(
     "information-flow",
     title="Information plane, data-processing check, gradient norms and perturbation response per layer (ViT and fitted PDE)",
@@ -253,6 +315,7 @@ def _figure(mi: dict, gradients: dict, perturbation: dict, epsilons, log_n: floa
     params=Params,
     quick={"vit_dim": 16, "vit_depth": 2, "vit_heads": 2, "vit_epochs": 2, "fit_images": 64, "eval_images": 80,
            "fit_steps": 15, "fit_lr": 1e-2, "batch_size": 32},
+    claims=CLAIMS,
 )
 def run(p: Params, ctx: RunContext) -> Result:
     with torch_threads(p.threads or None):
@@ -303,8 +366,6 @@ def _run(p: Params, ctx: RunContext) -> Result:
     n_eval = len(y_eval)
     log_n, h_y = math.log(n_eval), entropy_of_labels(y_eval)
     eps = np.asarray(p.epsilons)
-    order = np.argsort(eps)
-    claims = []
     metrics: dict = {
         "mi": mi, "dpi": {m: {e: v[0] for e, v in d.items()} for m, d in dpi.items()},
         "dpi_excess": {m: {e: v[1] for e, v in d.items()} for m, d in dpi.items()},
@@ -319,31 +380,6 @@ def _run(p: Params, ctx: RunContext) -> Result:
                              "flipped": v["flipped"].tolist()} for m, v in perturbation.items()},
         "setup_seconds": setup_seconds,
     }
-    gains = {}
-    for name in ("vit", "pde"):
-        for estimator, label in CLAIMED:
-            holds, excess = dpi[name][estimator]
-            values = mi[name][estimator]["value"]
-            claims.append(check(
-                f"{name}: {label} non-increasing in depth (within 2 s.e.)",
-                "data-processing inequality, X -> T_l -> T_l+1 (docs/theory/master_pde.md §6.3)", max(excess),
-                "every step: est_{l+1} - est_l - 2 s.e.(paired difference) <= 0", holds,
-                detail=(f"estimates per layer {[round(v, 4) for v in values]} ± "
-                        f"{[round(s, 4) for s in mi[name][estimator]['se']]} (nats; N = {n_eval}, log N = {log_n:.3f}, "
-                        f"H(Y) = {h_y:.3f}); the estimator is not the exact MI (module docs)"
-                        + (" (quick sizes: indicative only)" if ctx.quick else "")),
-            ))
-        logits = perturbation[name]["logits"].mean(1)[order]
-        slope = float(np.log(logits[1] / logits[0]) / np.log(eps[order][1] / eps[order][0])) if len(eps) > 1 else float("nan")
-        gains[name] = (perturbation[name]["states"].mean(2)[order[0]] / eps[order[0]]).tolist()
-        claims.append(check(
-            f"{name}: output responds linearly to small input perturbations",
-            "perturbation sensitivity (2408.09523 v1, methods ours)", slope, "log-log slope in [0.8, 1.2]",
-            0.8 <= slope <= 1.2,
-            detail=f"relative logit response {logits.round(6).tolist()} at eps {eps[order].tolist()}; "
-                   f"state gains |Δu^l|/|u^l|/ε at the smallest ε {np.round(gains[name], 4).tolist()}",
-        ))
-    metrics["perturbation_gain"] = gains
 
     data = xr.Dataset(
         {
@@ -352,6 +388,9 @@ def _run(p: Params, ctx: RunContext) -> Result:
             **{f"{m}_gradient_norm": (("layer", "example"), gradients[m]) for m in gradients},
             **{f"{m}_state_response": (("epsilon", "layer", "example"), perturbation[m]["states"]) for m in perturbation},
             **{f"{m}_logit_response": (("epsilon", "example"), perturbation[m]["logits"]) for m in perturbation},
+            **{f"{m}_{e}_terms": (("layer", f"{e}_sample"), np.stack([x.terms for x in estimates[m][e]]))
+               for m in estimates for e in ESTIMATORS if estimates[m][e][0].terms is not None},
+            "eval_label": (("example",), y_eval),
         },
         coords={"layer": np.arange(len(eval_layers["vit"])), "epsilon": eps, "example": np.arange(n_eval)},
         attrs={"units": "nats", "noise_std": p.noise_std},
@@ -360,6 +399,6 @@ def _run(p: Params, ctx: RunContext) -> Result:
         for e in ESTIMATORS:
             data[f"{m}_{e}"].attrs.update(long_name=f"{m}: mutual information estimate {e}", units="nat")
             data[f"{m}_{e}_se"].attrs.update(long_name=f"{m}: standard error of {e}", units="nat")
+    metrics["perturbation_gain"] = {name: perturbation_summary(data, name)["gain"] for name in ("vit", "pde")}
     figure = _figure(mi, gradients, perturbation, eps.tolist(), log_n, h_y)
-    return Result(experiment="information-flow", params={"dtype_used": "float32"}, metrics=metrics, claims=claims,
-                  data=data, figures={"information_flow": figure})
+    return Result(params={"dtype_used": "float32"}, metrics=metrics, data=data, figures={"information_flow": figure})

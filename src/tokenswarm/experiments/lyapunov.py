@@ -18,7 +18,9 @@ import torch
 import xarray as xr
 
 from tokenswarm.experiments.registry import RunContext, register
-from tokenswarm.io.results import Result, claim_less
+from tokenswarm.io.claims import ClaimSet, RunSettings, Verdict, less
+from tokenswarm.io.refs import Ref
+from tokenswarm.io.results import Result
 from tokenswarm.nets import RandomMLPTransformer
 from tokenswarm.plots import line_plot
 from tokenswarm.runtime.budget import check_steps
@@ -59,6 +61,27 @@ def measure_lyapunov(activation, p: Params, generator, dtype, device):
     return (total / (steps * p.step)).cpu().numpy()
 
 
+CLAIMS = ClaimSet()
+
+
+@CLAIMS.rule("measured exponent equals lambda_1 ({activation})",
+             Ref("2604.26898", "§1.4, λ₁ = ((d-3)/2)K'(1) - ((d-1)/2)K(1)"))
+def _equals_lambda_1(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verdict]:
+    verdicts = []
+    for activation in data.activation.values:
+        row = data.sel(activation=activation)
+        measured, error, predicted = float(row.measured), float(row.standard_error), float(row.lambda_1)
+        # Euler steps bias the exponent by O(h): allow 3% of |λ₁| on top of 4 standard errors.
+        tolerance = 4 * error + 0.03 * abs(predicted)
+        verdicts.append(less(
+            abs(measured - predicted), tolerance,
+            detail=f"measured {measured:.4f} ± {error:.4f} (s.e., {p.runs} pairs, "
+                   f"T = {p.t_max:g}, h = {p.step:g}), λ₁ = {predicted:.4f}, d = {p.d}, bias {p.bias:g}",
+            labels={"activation": str(activation)},
+        ))
+    return verdicts
+
+
 @register(
     "lyapunov",
     title="Top Lyapunov exponent of the pure-noise flow against lambda_1",
@@ -66,23 +89,16 @@ def measure_lyapunov(activation, p: Params, generator, dtype, device):
     reference="2604.26898 §1.4 (λ₁; Raimond 1999)",
     params=Params,
     quick={"runs": 120, "t_max": 8.0, "step": 0.02},
+    claims=CLAIMS,
 )
 def run(p: Params, ctx: RunContext) -> Result:
     generator = ctx.generator()
-    measured, errors, predicted, claims = {}, {}, {}, []
+    measured, errors, predicted = {}, {}, {}
     for activation in p.activation:
         rates = measure_lyapunov(activation, p, generator, ctx.dtype, ctx.device)
         measured[activation] = float(rates.mean())
         errors[activation] = float(rates.std(ddof=1) / math.sqrt(p.runs))
         predicted[activation] = RandomMLPKernel(activation, p.d, p.bias, p.bias).lambda_1
-        # Euler steps bias the exponent by O(h): allow 3% of |λ₁| on top of 4 standard errors.
-        tolerance = 4 * errors[activation] + 0.03 * abs(predicted[activation])
-        claims.append(claim_less(
-            f"measured exponent equals lambda_1 ({activation})", "2604.26898 §1.4, λ₁ = ((d-3)/2)K'(1) - ((d-1)/2)K(1)",
-            abs(measured[activation] - predicted[activation]), tolerance,
-            detail=f"measured {measured[activation]:.4f} ± {errors[activation]:.4f} (s.e., {p.runs} pairs, "
-                   f"T = {p.t_max:g}, h = {p.step:g}), λ₁ = {predicted[activation]:.4f}, d = {p.d}, bias {p.bias:g}",
-        ))
     names = list(p.activation)
     figure = line_plot(
         np.arange(len(names), dtype=float), {"measured": np.array([measured[a] for a in names])},
@@ -96,9 +112,8 @@ def run(p: Params, ctx: RunContext) -> Result:
                        "lambda_1": ("activation", [predicted[a] for a in names])},
                       coords={"activation": names})
     return Result(
-        experiment="lyapunov", params={},
         metrics={"lyapunov": measured[first], "lambda_1": predicted[first], "standard_error": errors[first],
                  "by_activation": {a: {"measured": measured[a], "standard_error": errors[a], "lambda_1": predicted[a]}
                                    for a in names}},
-        claims=claims, data=data, figures={"lyapunov": figure},
+        data=data, figures={"lyapunov": figure},
     )

@@ -91,7 +91,9 @@ import torch.nn.functional as F
 import xarray as xr
 
 from tokenswarm.experiments.registry import RunContext, register
-from tokenswarm.io.results import Result, check
+from tokenswarm.io.claims import ClaimSet, RunSettings, Verdict, verdict
+from tokenswarm.io.refs import Ref
+from tokenswarm.io.results import Result
 from tokenswarm.meanfield.token_pde import TokenPDE, one_step_errors
 from tokenswarm.meanfield.transformer_fit import (
     Form,
@@ -123,6 +125,9 @@ __all__ = [
 
 Modality = Literal["image", "text"]
 REFERENCE = "2408.09523 v1 (attention cosine > 0.98 at every layer); protocol ours, docs/theory/master_pde.md §6"
+REF = Ref("2408.09523v1", "attention cosine > 0.98 at every layer; protocol ours, docs/theory/master_pde.md §6")
+#: the per-example statistics the claims read from the dataset (``{modality}_{form}_{key}``, (layer, example))
+CLAIM_STATISTICS = ("pde", "pde_free", "uniform", "shuffled", "random_init")
 
 
 @dataclass
@@ -479,35 +484,61 @@ def _example_figure(name: str, data: ModalityData, pde: TokenPDE, form: str):
 # ----------------------------------------------------------------------------------------
 # Experiment
 # ----------------------------------------------------------------------------------------
-def _claims(p: Params, modality: str, form: str, stats: dict, summary: dict, quick: bool) -> list:
-    claims = []
-    note = " (quick sizes: indicative only)" if quick else ""
-    size = stats["pde"].shape[1]
-    layers = len(summary["pde"])
-    for key, label in (("pde", "teacher-forced"), ("pde_free", "free trajectory")):
-        values = summary[key]
-        worst = int(np.argmin(values))
-        claims.append(check(
-            f"{modality}, {form} PDE ({label}): attention cosine > {p.threshold:g} in every layer",
-            REFERENCE, min(values), f"> {p.threshold:g} in all {layers} layers", all(v > p.threshold for v in values),
-            detail=(f"per layer {[round(v, 4) for v in values]} (s.e. {[round(s, 4) for s in summary[key + '_se']]}), "
-                    f"worst layer {worst + 1}; head-averaged maps, {size} held-out examples; uniform baseline "
-                    f"{[round(v, 4) for v in summary['uniform']]}, random init {[round(v, 4) for v in summary['random_init']]}"
-                    + note),
-        ))
-    for baseline, label in (("uniform", "uniform 11ᵀ/n"), ("shuffled", "shuffled-layer")):
-        lead, lead_se = _lead(stats, baseline)
-        lower = [m - 2 * s for m, s in zip(lead, lead_se)]
-        claims.append(check(
-            f"{modality}, {form} PDE: beats the {label} baseline by {p.margin:g} in every layer",
-            REFERENCE + "; baseline protocol docs/theory/master_pde.md §6.2", min(lower),
-            f"paired (PDE - {baseline}) mean - 2 s.e. > {p.margin:g} in all {layers} layers",
-            all(v > p.margin for v in lower),
-            detail=(f"paired lead per layer {[round(v, 4) for v in lead]} ± {[round(s, 4) for s in lead_se]} "
-                    f"({size} held-out examples); PDE {[round(v, 4) for v in summary['pde']]}, {baseline} "
-                    f"{[round(v, 4) for v in summary[baseline]]}" + note),
-        ))
-    return claims
+def claim_statistics(data: xr.Dataset, modality: str, form: str) -> dict[str, np.ndarray]:
+    """The per-layer, per-example statistics of one modality and form the claims need, from the dataset."""
+    return {key: data[f"{modality}_{form}_{key}"].values for key in CLAIM_STATISTICS}
+
+
+CLAIMS = ClaimSet()
+
+
+@CLAIMS.rule("{modality}, {form} PDE ({label}): attention cosine > {threshold} in every layer", REF)
+def _cosine_claims(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verdict]:
+    verdicts = []
+    note = " (quick sizes: indicative only)" if run.quick else ""
+    for modality in p.modalities:
+        for form in p.forms:
+            stats = claim_statistics(data, modality, form)
+            summary = _summaries(stats)
+            size = stats["pde"].shape[1]
+            layers = len(summary["pde"])
+            for key, label in (("pde", "teacher-forced"), ("pde_free", "free trajectory")):
+                values = summary[key]
+                worst = int(np.argmin(values))
+                verdicts.append(verdict(
+                    min(values), f"> {p.threshold:g} in all {layers} layers", all(v > p.threshold for v in values),
+                    detail=(f"per layer {[round(v, 4) for v in values]} (s.e. {[round(s, 4) for s in summary[key + '_se']]}), "
+                            f"worst layer {worst + 1}; head-averaged maps, {size} held-out examples; uniform baseline "
+                            f"{[round(v, 4) for v in summary['uniform']]}, random init {[round(v, 4) for v in summary['random_init']]}"
+                            + note),
+                    labels={"modality": modality, "form": form, "label": label, "threshold": f"{p.threshold:g}"},
+                ))
+    return verdicts
+
+
+@CLAIMS.rule("{modality}, {form} PDE: beats the {label} baseline by {margin} in every layer",
+             Ref(REF.paper, REF.where + "; baseline protocol docs/theory/master_pde.md §6.2"))
+def _baseline_claims(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verdict]:
+    verdicts = []
+    note = " (quick sizes: indicative only)" if run.quick else ""
+    for modality in p.modalities:
+        for form in p.forms:
+            stats = claim_statistics(data, modality, form)
+            summary = _summaries(stats)
+            size = stats["pde"].shape[1]
+            layers = len(summary["pde"])
+            for baseline, label in (("uniform", "uniform 11ᵀ/n"), ("shuffled", "shuffled-layer")):
+                lead, lead_se = _lead(stats, baseline)
+                lower = [m - 2 * s for m, s in zip(lead, lead_se)]
+                verdicts.append(verdict(
+                    min(lower), f"paired (PDE - {baseline}) mean - 2 s.e. > {p.margin:g} in all {layers} layers",
+                    all(v > p.margin for v in lower),
+                    detail=(f"paired lead per layer {[round(v, 4) for v in lead]} ± {[round(s, 4) for s in lead_se]} "
+                            f"({size} held-out examples); PDE {[round(v, 4) for v in summary['pde']]}, {baseline} "
+                            f"{[round(v, 4) for v in summary[baseline]]}" + note),
+                    labels={"modality": modality, "form": form, "label": label, "margin": f"{p.margin:g}"},
+                ))
+    return verdicts
 
 
 @register(
@@ -519,6 +550,7 @@ def _claims(p: Params, modality: str, form: str, stats: dict, summary: dict, qui
     quick={"vit_dim": 16, "vit_depth": 2, "vit_heads": 2, "vit_epochs": 2, "image_fit": 64, "image_eval": 48,
            "text_fit": 4, "text_eval": 4, "text_augment": 4, "text_reaction_width": 16, "fit_steps": 15,
            "fit_lr": 1e-2, "batch_size": 32, "text_batch_size": 8},
+    claims=CLAIMS,
 )
 def run(p: Params, ctx: RunContext) -> Result:
     with torch_threads(p.threads or None):
@@ -537,7 +569,7 @@ def _run(p: Params, ctx: RunContext) -> Result:
              "entropy": "entropy", "pde_entropy": "pde_entropy", "hidden": "hidden_cosine",
              "hidden_one_step": "hidden_cosine_one_step", "one_step_relative_error": "one_step_relative_error",
              "one_step_relative_error_without_diffusion": "one_step_relative_error_without_diffusion"}
-    claims, figures, arrays = [], {}, {}
+    figures, arrays = {}, {}
     for index, modality in enumerate(p.modalities):
         start = time.perf_counter()
         data = image_modality(p, ctx) if modality == "image" else text_modality(p, ctx)
@@ -552,7 +584,6 @@ def _run(p: Params, ctx: RunContext) -> Result:
             fitted[form] = pde.describe()
             fits[form] = {"steps": report.steps, "seconds": report.seconds, "first_loss": report.losses[0],
                           "final_loss": report.losses[-1], "train_relative_error": report.train_relative_error}
-            claims += _claims(p, modality, form, stats, summary, ctx.quick)
             for key, values in stats.items():
                 if values.ndim == 2:
                     arrays[f"{modality}_{form}_{key}"] = ((f"{modality}_layer", f"{modality}_example"), values)
@@ -573,5 +604,4 @@ def _run(p: Params, ctx: RunContext) -> Result:
     metrics.update(top_se)
     data_set = xr.Dataset({name: (dims, values) for name, (dims, values) in arrays.items()},
                           attrs={"aggregation": "head-averaged maps, cosine per held-out example"})
-    return Result(experiment="pde-vs-transformer", params={"fit_dtype": "float32"}, metrics=metrics, claims=claims,
-                  data=data_set, figures=figures)
+    return Result(params={"fit_dtype": "float32"}, metrics=metrics, data=data_set, figures=figures)

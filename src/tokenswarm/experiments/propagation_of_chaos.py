@@ -18,7 +18,9 @@ import xarray as xr
 
 from tokenswarm.experiments.registry import RunContext, register
 from tokenswarm.fields import Attention
-from tokenswarm.io.results import Result, claim_between, claim_less
+from tokenswarm.io.claims import ClaimSet, RunSettings, Verdict, between, less
+from tokenswarm.io.refs import Ref
+from tokenswarm.io.results import Result
 from tokenswarm.metrics.transport import w2_squared
 from tokenswarm.noise import BrownianPath, FieldNoise
 from tokenswarm.plots import line_plot
@@ -43,6 +45,36 @@ class Params:
     steps: int = field(default=100, metadata={"min": 1, "help": "Euler–Maruyama steps (attention then MLP)"})
 
 
+def summary(data: xr.Dataset, p: Params) -> dict:
+    """Mean W2² at t = 0 and T per N, their standard errors at T and the log-log slopes against N."""
+    initial, final = data.w2_initial.values, data.w2_final.values
+    mean0, mean_t = initial.mean(1), final.mean(1)
+    se_t = final.std(1, ddof=1) / math.sqrt(p.repeats) if p.repeats > 1 else np.zeros_like(mean_t)
+    log_n = np.log(np.asarray(data.n.values, float))
+    return {"mean0": mean0, "mean_t": mean_t, "se_t": se_t,
+            "slope0": float(np.polyfit(log_n, np.log(mean0), 1)[0]),
+            "slope_t": float(np.polyfit(log_n, np.log(mean_t), 1)[0])}
+
+
+CLAIMS = ClaimSet()
+
+
+@CLAIMS.rule("W2² between N tokens and the reference decreases with N", Ref("2604.26898", "Prop. 1.2"))
+def _decreases(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
+    s = summary(data, p)
+    return less(s["slope_t"], 0.0, detail=f"log-log slope of E W2²(mu^N_T, mu^ref_T) over N = {p.n}; "
+                                          f"values {np.round(s['mean_t'], 5).tolist()}, s.e. {np.round(s['se_t'], 5).tolist()}")
+
+
+@CLAIMS.rule("only the initial sampling error propagates", Ref("2604.26898", "Prop. 1.2 (rate r_d(N) of the initial error)"))
+def _initial_error(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
+    s = summary(data, p)
+    slope_t, slope0 = s["slope_t"], s["slope0"]
+    return between(slope_t - slope0, -0.2, 0.2,
+                   detail=f"slope at T = {p.t_max:g}: {slope_t:.3f}; at t = 0: {slope0:.3f} "
+                          f"(N_ref = {p.reference_n}, {p.repeats} samples per N, one field realisation)")
+
+
 @register(
     "propagation-of-chaos",
     title="Propagation of chaos under one common-noise realisation",
@@ -50,6 +82,7 @@ class Params:
     reference="2604.26898 Prop. 1.2",
     params=Params,
     quick={"n": [16, 32, 64, 128], "reference_n": 1024, "repeats": 6, "steps": 50},
+    claims=CLAIMS,
 )
 def run(p: Params, ctx: RunContext) -> Result:
     generator = ctx.generator()
@@ -70,29 +103,15 @@ def run(p: Params, ctx: RunContext) -> Result:
         initial.append([w2_squared(x0[r], reference0) for r in range(p.repeats)])
         final.append([w2_squared(xt[r], reference) for r in range(p.repeats)])
     initial, final = np.asarray(initial), np.asarray(final)
-    mean0, mean_t = initial.mean(1), final.mean(1)
-    se_t = final.std(1, ddof=1) / math.sqrt(p.repeats) if p.repeats > 1 else np.zeros_like(mean_t)
-    log_n = np.log(np.asarray(p.n, float))
-    slope0 = float(np.polyfit(log_n, np.log(mean0), 1)[0])
-    slope_t = float(np.polyfit(log_n, np.log(mean_t), 1)[0])
-    claims = [
-        claim_less("W2² between N tokens and the reference decreases with N", "2604.26898 Prop. 1.2",
-                   slope_t, 0.0, detail=f"log-log slope of E W2²(mu^N_T, mu^ref_T) over N = {p.n}; "
-                                        f"values {np.round(mean_t, 5).tolist()}, s.e. {np.round(se_t, 5).tolist()}"),
-        claim_between("only the initial sampling error propagates", "2604.26898 Prop. 1.2 (rate r_d(N) of the initial error)",
-                      slope_t - slope0, -0.2, 0.2,
-                      detail=f"slope at T = {p.t_max:g}: {slope_t:.3f}; at t = 0: {slope0:.3f} "
-                             f"(N_ref = {p.reference_n}, {p.repeats} samples per N, one field realisation)"),
-    ]
-    figure = line_plot(
-        np.asarray(p.n, float), {f"t = {p.t_max:g}": mean_t, "t = 0": mean0}, xlabel="N", ylabel="E W2^2",
-        logx=True, logy=True, title=f"Propagation of chaos, d = {p.d}, {p.activation}, rank {p.rank}",
-    )
     data = xr.Dataset({"w2_initial": (("n", "repeat"), initial), "w2_final": (("n", "repeat"), final)},
                       coords={"n": p.n})
+    s = summary(data, p)
+    figure = line_plot(
+        np.asarray(p.n, float), {f"t = {p.t_max:g}": s["mean_t"], "t = 0": s["mean0"]}, xlabel="N", ylabel="E W2^2",
+        logx=True, logy=True, title=f"Propagation of chaos, d = {p.d}, {p.activation}, rank {p.rank}",
+    )
     return Result(
-        experiment="propagation-of-chaos", params={},
-        metrics={"w2_squared": mean_t.tolist(), "w2_squared_initial": mean0.tolist(), "rate": slope_t,
-                 "initial_rate": slope0},
-        claims=claims, data=data, figures={"propagation_of_chaos": figure},
+        metrics={"w2_squared": s["mean_t"].tolist(), "w2_squared_initial": s["mean0"].tolist(), "rate": s["slope_t"],
+                 "initial_rate": s["slope0"]},
+        data=data, figures={"propagation_of_chaos": figure},
     )

@@ -86,7 +86,9 @@ import torch
 import xarray as xr
 
 from tokenswarm.experiments.registry import RunContext, register
-from tokenswarm.io.results import Result, check
+from tokenswarm.io.claims import ClaimSet, RunSettings, Verdict, verdict
+from tokenswarm.io.refs import Ref
+from tokenswarm.io.results import Result
 from tokenswarm.nets.tasks import (
     TransformerClassifier,
     digits_dataset,
@@ -103,6 +105,7 @@ from tokenswarm.runtime.threads import torch_threads
 __all__ = ["Params", "VARIANTS", "token_drift", "linear_cka", "layer_similarity", "step_drift", "run"]
 
 REFERENCE = "2408.09523 v2 abstract (protocol ours, docs/theory/master_pde.md §1-§5)"
+REF_WHERE = "abstract (protocol ours, docs/theory/master_pde.md §1-§5)"
 #: variant -> TransformerConfig changes from the standard pre-LN model
 VARIANTS: dict[str, dict] = {"standard": {}, "no_residual": {"residual": False}, "no_norm": {"norm": "none"}}
 VARIANT_LABEL = {"standard": "standard (pre-LN)", "no_residual": "no residual", "no_norm": "no normalisation"}
@@ -229,6 +232,66 @@ def _mean_se(values: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]
     return mean, np.where(count > 1, se, np.nan)
 
 
+CLAIMS = ClaimSet()
+
+
+@CLAIMS.rule("no residual: catastrophic drift ({stage})",
+             Ref("2408.09523v2", REF_WHERE + ": 'without residual connections ... catastrophic representational drift'"))
+def _drift_claims(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verdict]:
+    return [_drift_claim(p, data, stage, run.quick) for stage in ("init", "trained")]
+
+
+@CLAIMS.rule("no LayerNorm: explosive training",
+             Ref("2408.09523v2", REF_WHERE + ": 'without layer normalisation ... unstable, explosive training dynamics'"))
+def _explosion(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
+    first_nonfinite = data.first_nonfinite_step.values
+    growth = _growth_table(data.grad_norm.values, first_nonfinite)  # (variants, lrs, seeds)
+    claim_lr = _index([float(lr) for lr in data.learning_rate.values], p.claim_learning_rate)
+    return _explosion_claim(p, growth[:, claim_lr], first_nonfinite[:, claim_lr], run.quick)
+
+
+def _drift_claim(p: Params, data: xr.Dataset, stage: str, quick: bool) -> Verdict:
+    final = data.drift.sel(stage=stage).values[:, :, -1]  # (variant, seed)
+    standard, no_residual = final[0], final[1]
+    difference = no_residual - standard
+    mean = float(np.nanmean(difference))
+    runs = int(np.isfinite(difference).sum())
+    se = float(np.nanstd(difference, ddof=1) / math.sqrt(runs)) if runs > 1 else math.nan
+    s_mean, s_se = _mean_se(standard)
+    r_mean, r_se = _mean_se(no_residual)
+    where = "at random initialisation" if stage == "init" else f"after {p.steps} steps at lr {p.drift_learning_rate:g}"
+    return verdict(
+        mean, f"> {p.drift_margin:g} (final-layer drift, no_residual - standard)",
+        runs == p.seeds and mean > p.drift_margin,
+        detail=(f"{where}; depth {p.depth}, dim {p.dim}; final-layer drift 1 - mean cos(u^L, u^0): no_residual "
+                f"{r_mean:.3f} ± {r_se:.3f}, standard {s_mean:.3f} ± {s_se:.3f} (mean ± s.e. over {p.seeds} "
+                f"seeds); paired difference {mean:.3f} ± {se:.3f} over {runs} runs"
+                + (" (quick sizes: indicative only)" if quick else "")),
+        labels={"stage": stage},
+    )
+
+
+def _explosion_claim(p: Params, growth: np.ndarray, first_nonfinite: np.ndarray, quick: bool) -> Verdict:
+    standard, no_norm = np.log10(growth[0]), np.log10(growth[2])
+    with np.errstate(invalid="ignore"):
+        difference = no_norm - standard  # inf if only no_norm diverged, nan if both did
+    explosive = int(np.sum(difference > p.growth_margin))
+    needed = p.seeds // 2 + 1
+    return verdict(
+        explosive, f">= {needed} of {p.seeds} paired seeds with log10 G(no_norm) - log10 G(standard) > {p.growth_margin:g}",
+        explosive >= needed,
+        detail=(f"Adam lr {p.claim_learning_rate:g} for both, {p.steps} steps, depth {p.depth}, dim {p.dim}; "
+                f"G = max_t |grad_t| / |grad_0| (inf: non-finite step); log10 G no_norm {_fmt(no_norm)}, standard "
+                f"{_fmt(standard)}; diverged runs no_norm {int((first_nonfinite[2] >= 0).sum())}/{p.seeds}, "
+                f"standard {int((first_nonfinite[0] >= 0).sum())}/{p.seeds}"
+                + (" (quick sizes: indicative only)" if quick else "")),
+    )
+
+
+def _fmt(values: np.ndarray) -> str:
+    return "[" + ", ".join("inf" if np.isinf(x) else f"{x:.2f}" for x in values) + "]"
+
+
 @register(
     "stabilizers",
     title="Residual connections and LayerNorm as stabilisers: drift per layer, explosive training",
@@ -236,6 +299,7 @@ def _mean_se(values: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]
     reference=REFERENCE,
     params=Params,
     quick={"depth": 4, "steps": 60, "learning_rates": [1e-2], "drift_learning_rate": 1e-2, "evaluation_examples": 64},
+    claims=CLAIMS,
 )
 def run(p: Params, ctx: RunContext) -> Result:
     with torch_threads(p.num_threads or None):
@@ -313,9 +377,6 @@ def _run(p: Params, ctx: RunContext) -> Result:
     metrics["seeds"] = p.seeds
     metrics["evaluation_examples"] = int(evaluation.shape[0])
 
-    claims = [_drift_claim(p, drift, stage, ctx.quick) for stage in ("init", "trained")]
-    claims.append(_explosion_claim(p, growth[:, claim_lr], first_nonfinite[:, claim_lr], ctx.quick))
-
     figures = {
         "drift_per_layer": drift_figure(drift, cka, steps_drift, variants, p),
         "training_curves": training_figure(curves, first_nonfinite, variants, lrs, p),
@@ -336,8 +397,7 @@ def _run(p: Params, ctx: RunContext) -> Result:
         attrs={"first_nonfinite_step": "-1: none", "trained": f"after {p.steps} Adam steps at lr {p.drift_learning_rate}",
                "dtype": "float32 training, float64 similarities"},
     )
-    return Result(experiment="stabilizers", params={"training_dtype": "float32"}, metrics=metrics, claims=claims,
-                  data=data, figures=figures)
+    return Result(params={"training_dtype": "float32"}, metrics=metrics, data=data, figures=figures)
 
 
 def _growth_table(series: np.ndarray, first_nonfinite: np.ndarray) -> np.ndarray:
@@ -351,50 +411,6 @@ def _growth_table(series: np.ndarray, first_nonfinite: np.ndarray) -> np.ndarray
         run = run[np.isfinite(run)]
         out[index] = run.max() / run[0] if run.size else math.nan
     return out
-
-
-def _drift_claim(p: Params, drift: dict, stage: str, quick: bool):
-    standard, no_residual = drift[stage][0, :, -1], drift[stage][1, :, -1]
-    difference = no_residual - standard
-    mean = float(np.nanmean(difference))
-    runs = int(np.isfinite(difference).sum())
-    se = float(np.nanstd(difference, ddof=1) / math.sqrt(runs)) if runs > 1 else math.nan
-    s_mean, s_se = _mean_se(standard)
-    r_mean, r_se = _mean_se(no_residual)
-    where = "at random initialisation" if stage == "init" else f"after {p.steps} steps at lr {p.drift_learning_rate:g}"
-    return check(
-        f"no residual: catastrophic drift ({'init' if stage == 'init' else 'trained'})",
-        REFERENCE + ": 'without residual connections ... catastrophic representational drift'",
-        mean, f"> {p.drift_margin:g} (final-layer drift, no_residual - standard)",
-        runs == p.seeds and mean > p.drift_margin,
-        detail=(f"{where}; depth {p.depth}, dim {p.dim}; final-layer drift 1 - mean cos(u^L, u^0): no_residual "
-                f"{r_mean:.3f} ± {r_se:.3f}, standard {s_mean:.3f} ± {s_se:.3f} (mean ± s.e. over {p.seeds} "
-                f"seeds); paired difference {mean:.3f} ± {se:.3f} over {runs} runs"
-                + (" (quick sizes: indicative only)" if quick else "")),
-    )
-
-
-def _explosion_claim(p: Params, growth: np.ndarray, first_nonfinite: np.ndarray, quick: bool):
-    standard, no_norm = np.log10(growth[0]), np.log10(growth[2])
-    with np.errstate(invalid="ignore"):
-        difference = no_norm - standard  # inf if only no_norm diverged, nan if both did
-    explosive = int(np.sum(difference > p.growth_margin))
-    needed = p.seeds // 2 + 1
-    return check(
-        "no LayerNorm: explosive training",
-        REFERENCE + ": 'without layer normalisation ... unstable, explosive training dynamics'",
-        explosive, f">= {needed} of {p.seeds} paired seeds with log10 G(no_norm) - log10 G(standard) > {p.growth_margin:g}",
-        explosive >= needed,
-        detail=(f"Adam lr {p.claim_learning_rate:g} for both, {p.steps} steps, depth {p.depth}, dim {p.dim}; "
-                f"G = max_t |grad_t| / |grad_0| (inf: non-finite step); log10 G no_norm {_fmt(no_norm)}, standard "
-                f"{_fmt(standard)}; diverged runs no_norm {int((first_nonfinite[2] >= 0).sum())}/{p.seeds}, "
-                f"standard {int((first_nonfinite[0] >= 0).sum())}/{p.seeds}"
-                + (" (quick sizes: indicative only)" if quick else "")),
-    )
-
-
-def _fmt(values: np.ndarray) -> str:
-    return "[" + ", ".join("inf" if np.isinf(x) else f"{x:.2f}" for x in values) + "]"
 
 
 # ----------------------------------------------------------------------------------------

@@ -24,7 +24,9 @@ import torch
 import xarray as xr
 
 from tokenswarm.experiments.registry import RunContext, register
-from tokenswarm.io.results import Result, claim_greater, claim_less
+from tokenswarm.io.claims import ClaimSet, RunSettings, Verdict, greater, less
+from tokenswarm.io.refs import Ref
+from tokenswarm.io.results import Result
 from tokenswarm.nets import RandomMLPTransformer
 from tokenswarm.plots import line_plot
 from tokenswarm.sphere import sample_uniform
@@ -114,6 +116,78 @@ def _label(key) -> str:
     return f"d={key[0]},bias={key[1]:g},{key[2]},att={key[3]:+g}"
 
 
+def _cells(p: Params) -> list[tuple]:
+    """The (d, bias, activation, attention) cells, in the order of the dataset's ``cell`` dimension."""
+    return list(itertools.product(p.d, p.bias, p.activation, p.attention))
+
+
+def bound_violations(data: xr.Dataset, p: Params) -> dict[tuple, float]:
+    """Per cell with attention >= 0: max over t of log(E_t/E_0) - λ̄' t - 3 s.e. - 0.05 (> 0: Thm 1.4 violated)."""
+    times, violations = data.t.values, {}
+    for index, key in enumerate(_cells(p)):
+        if key[3] >= 0:
+            mean = data.energy.values[index]
+            standard_error = data.energy_se.values[index] / mean
+            bound = float(data.lambda_bar_prime.values[index])
+            # Grönwall bound; slack: 3 s.e. of log E[E] (Monte Carlo) + 0.05 (Euler layers).
+            alive = mean > 0
+            excess = np.log(mean[alive] / mean[0]) - bound * times[alive] - 3 * standard_error[alive]
+            violations[key] = float(np.max(excess) - 0.05)
+    return violations
+
+
+CLAIMS = ClaimSet()
+
+
+@CLAIMS.rule("E[E_beta(t)] <= exp(lambda_bar' t) E[E_beta(0)]", Ref("2604.26898", "Thm 1.4 (attention 0 and +1)"))
+def _energy_bound(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verdict]:
+    violations = bound_violations(data, p)
+    if not violations:
+        return []
+    return [less(
+        max(violations.values()), 0.0,
+        detail=f"max over {len(violations)} configurations and t of log(E_t/E_0) - λ̄' t - 3 s.e. - 0.05 "
+               f"({p.runs} runs, N = {p.n}, L = {p.layers}); worst cell "
+               f"{max(violations, key=violations.get)}",
+    )]
+
+
+@CLAIMS.rule("attractive attention speeds synchronisation, repulsive resists it", Ref("2604.26898", "§1.6 (numerics)"))
+def _attention_ordering(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verdict]:
+    cells, times = _cells(p), data.t.values
+    rates = dict(zip(cells, (float(rate) for rate in data.rate.values)))
+    t_stop = dict(zip(cells, (float(stop) for stop in data.fit_t_stop.values)))
+    floor = resolution_floor(getattr(torch, run.dtype))
+    triples = [(d, b, a) for d, b, a in itertools.product(p.d, p.bias, p.activation)
+               if {1.0, 0.0, -1.0} <= set(p.attention)]
+    fitted = [t for t in triples if all(math.isfinite(rates[(*t, s)]) for s in (1.0, 0.0, -1.0))]
+    ordered = [rates[(*t, 1.0)] <= rates[(*t, 0.0)] <= rates[(*t, -1.0)] for t in fitted]
+    cut = sorted({k for k in cells if t_stop[k] < times[-1]})
+    unavailable = [t for t in triples if t not in fitted]
+    if not ordered:
+        return []
+    return [greater(
+        float(np.mean(ordered)), 0.999,
+        detail=f"share of (d, bias, activation) cells with rate(+1) <= rate(0) <= rate(-1) ({len(ordered)} cells); "
+               f"rates are least-squares slopes of log E[E_beta] on [t_stop/2, t_stop], t_stop = T unless "
+               f"E[E_beta] reaches {floor:.1g} E_0 (eps^(5/4) of {run.dtype}, "
+               f"well above its rounding floor ~eps^2) earlier, then the last time above it; cells cut short: "
+               + ("; ".join(f"{_label(k)} at t = {t_stop[k]:.3g}" for k in cut) or "none")
+               + "; cells without a rate (< 5 resolved points in the window, left out): "
+               + ("; ".join(f"d={t[0]},bias={t[1]:g},{t[2]}" for t in unavailable) or "none"),
+    )]
+
+
+@CLAIMS.rule("odd field (tanh, no bias): antipodal pairs persist", Ref("2604.26898", "§1.5 and Fig. 1 (S1 fails for odd fields)"))
+def _antipodal_pairs(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
+    antipodal = {bias: float(data.antipodal_share.sel(odd_bias=bias)) for bias in (0.0, 0.1)}
+    return greater(
+        antipodal[0.0] - antipodal[0.1], 0.05,
+        detail=f"share of token pairs with <x_i,x_j> < -0.9 at T = {p.odd_t_max:g}: {antipodal[0.0]:.3f} without bias, "
+               f"{antipodal[0.1]:.3f} with bias 0.1 (d = {p.odd_d}, L = {p.odd_layers}, {p.runs} runs)",
+    )
+
+
 @register(
     "synchronization",
     title="Synchronisation by common noise: energy decay across activations, biases and attention",
@@ -121,66 +195,31 @@ def _label(key) -> str:
     reference="2604.26898 Thm 1.4, Prop. 1.5, Figs. 1-6",
     params=Params,
     quick={"d": [5], "runs": 4, "activation": ["relu", "sigmoid", "tanh"], "width": 128, "odd_layers": 800},
+    claims=CLAIMS,
 )
 def run(p: Params, ctx: RunContext) -> Result:
     generator = ctx.generator()
     times = np.linspace(0.0, p.t_max, p.layers + 1)
-    cells = list(itertools.product(p.d, p.bias, p.activation, p.attention))
-    rates, windows, violations, bounds, curves = {}, {}, {}, {}, {}
+    cells = _cells(p)
+    rates, windows, errors, bounds, curves = {}, {}, {}, {}, {}
     floor = resolution_floor(ctx.dtype)
     for d, bias, activation, attention in cells:
         energies, _ = energy_curve(p, d, bias, activation, attention, p.layers, p.t_max, generator, ctx.dtype, ctx.device)
         mean = energies.mean(axis=1)
         key = (d, bias, activation, attention)
         curves[key] = mean
+        errors[key] = energies.std(axis=1, ddof=1) / math.sqrt(p.runs)
         windows[key] = fit_decay_rate(times, mean, floor)
         rates[key] = windows[key].rate
         if attention >= 0:
             bound = RandomMLPKernel(activation, d, bias, bias).lambda_bar_prime(p.beta)
-            standard_error = energies.std(axis=1, ddof=1) / math.sqrt(p.runs) / mean
             bounds[key] = bound
-            # Grönwall bound; slack: 3 s.e. of log E[E] (Monte Carlo) + 0.05 (Euler layers).
-            alive = mean > 0
-            excess = np.log(mean[alive] / mean[0]) - bound * times[alive] - 3 * standard_error[alive]
-            violations[key] = float(np.max(excess) - 0.05)
-
-    claims = [claim_less(
-        "E[E_beta(t)] <= exp(lambda_bar' t) E[E_beta(0)]", "2604.26898 Thm 1.4 (attention 0 and +1)",
-        max(violations.values()), 0.0,
-        detail=f"max over {len(violations)} configurations and t of log(E_t/E_0) - λ̄' t - 3 s.e. - 0.05 "
-               f"({p.runs} runs, N = {p.n}, L = {p.layers}); worst cell "
-               f"{max(violations, key=violations.get)}",
-    )]
-    triples = [(d, b, a) for d, b, a in itertools.product(p.d, p.bias, p.activation)
-               if {1.0, 0.0, -1.0} <= set(p.attention)]
-    fitted = [t for t in triples if all(math.isfinite(rates[(*t, s)]) for s in (1.0, 0.0, -1.0))]
-    ordered = [rates[(*t, 1.0)] <= rates[(*t, 0.0)] <= rates[(*t, -1.0)] for t in fitted]
-    cut = sorted({k for k in cells if windows[k].t_stop < times[-1]})
-    unavailable = [t for t in triples if t not in fitted]
-    if ordered:
-        claims.append(claim_greater(
-            "attractive attention speeds synchronisation, repulsive resists it", "2604.26898 §1.6 (numerics)",
-            float(np.mean(ordered)), 0.999,
-            detail=f"share of (d, bias, activation) cells with rate(+1) <= rate(0) <= rate(-1) ({len(ordered)} cells); "
-                   f"rates are least-squares slopes of log E[E_beta] on [t_stop/2, t_stop], t_stop = T unless "
-                   f"E[E_beta] reaches {floor:.1g} E_0 (eps^(5/4) of {str(ctx.dtype).removeprefix('torch.')}, "
-                   f"well above its rounding floor ~eps^2) earlier, then the last time above it; cells cut short: "
-                   + ("; ".join(f"{_label(k)} at t = {windows[k].t_stop:.3g}" for k in cut) or "none")
-                   + "; cells without a rate (< 5 resolved points in the window, left out): "
-                   + ("; ".join(f"d={t[0]},bias={t[1]:g},{t[2]}" for t in unavailable) or "none"),
-        ))
 
     # Odd-field exception: tanh, no bias, no attention: antipodal pairs survive.
     antipodal = {}
     for bias in (0.0, 0.1):
         _, x = energy_curve(p, p.odd_d, bias, "tanh", 0.0, p.odd_layers, p.odd_t_max, generator, ctx.dtype, ctx.device)
         antipodal[bias] = float(((x @ x.mT) < -0.9).double().mean())
-    claims.append(claim_greater(
-        "odd field (tanh, no bias): antipodal pairs persist", "2604.26898 §1.5 and Fig. 1 (S1 fails for odd fields)",
-        antipodal[0.0] - antipodal[0.1], 0.05,
-        detail=f"share of token pairs with <x_i,x_j> < -0.9 at T = {p.odd_t_max:g}: {antipodal[0.0]:.3f} without bias, "
-               f"{antipodal[0.1]:.3f} with bias 0.1 (d = {p.odd_d}, L = {p.odd_layers}, {p.runs} runs)",
-    ))
 
     show = [k for k in cells if k[0] == p.d[0] and k[1] == p.bias[-1]]
     figure = line_plot(times, {f"{k[2]}, att {k[3]:+g}": curves[k] for k in show}, xlabel="t", ylabel="E[E_beta]",
@@ -192,12 +231,14 @@ def run(p: Params, ctx: RunContext) -> Result:
     data = xr.Dataset(
         {"energy": (("cell", "t"), np.stack([curves[k] for k in cells])), "rate": ("cell", [rates[k] for k in cells]),
          "fit_t_start": ("cell", [windows[k].t_start for k in cells]),
-         "fit_t_stop": ("cell", [windows[k].t_stop for k in cells])},
-        coords={"t": times, "cell": [_label(k) for k in cells]},
+         "fit_t_stop": ("cell", [windows[k].t_stop for k in cells]),
+         "energy_se": (("cell", "t"), np.stack([errors[k] for k in cells])),
+         "lambda_bar_prime": ("cell", [bounds.get(k, math.nan) for k in cells]),
+         "antipodal_share": ("odd_bias", [antipodal[0.0], antipodal[0.1]])},
+        coords={"t": times, "cell": [_label(k) for k in cells], "odd_bias": [0.0, 0.1]},
     )
     return Result(
-        experiment="synchronization", params={},
         metrics={"table": table, "rate_floor": floor, "antipodal_share_tanh_no_bias": antipodal[0.0],
                  "antipodal_share_tanh_bias": antipodal[0.1]},
-        claims=claims, data=data, figures={"energy_decay": figure},
+        data=data, figures={"energy_decay": figure},
     )
