@@ -187,7 +187,8 @@ class Rule:
         return claims
 
     def to_json_dict(self) -> dict[str, Any]:
-        return {"name": self.title, "reference": "; ".join(map(str, self.refs)),
+        name = self.title if self.placeholders else self.title.format()  # "e^{{-beta/2}}" -> "e^{-beta/2}"
+        return {"name": name, "reference": "; ".join(map(str, self.refs)),
                 "refs": [ref.to_json_dict() for ref in self.refs]}
 
 
