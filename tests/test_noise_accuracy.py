@@ -203,3 +203,17 @@ def test_quick_experiment_states_the_effect_and_saturation_claims(tmp_path):
     highest = max(metrics[f"{task}_accuracy_noise"], metrics[f"{task}_accuracy_deterministic"])
     assert saturation.passed == (highest < result.params["saturation"])
     assert any(path.endswith(".png") for path in outputs)
+
+
+def test_bootstrap_stream_seed_is_the_run_contexts():
+    """The claim rules re-derive the bootstrap's seed from the run's seed alone: it must be RunContext's."""
+    import pathlib
+
+    from tokenswarm.experiments.noise_accuracy import stream_seed
+    from tokenswarm.experiments.registry import RunContext
+
+    for seed in (0, 7, 2**62 + 3):
+        context = RunContext(seed=seed, device=torch.device("cpu"), dtype=torch.float32,
+                             out_dir=pathlib.Path("."), quick=True)
+        for offset in (0, 1009, 2009):
+            assert stream_seed(seed, offset) == context.stream_seed(offset)

@@ -27,7 +27,9 @@ import xarray as xr
 
 from tokenswarm.experiments.registry import RunContext, register
 from tokenswarm.fields import Attention
-from tokenswarm.io.results import Result, claim_between
+from tokenswarm.io.claims import ClaimSet, RunSettings, Verdict, between
+from tokenswarm.io.refs import Ref
+from tokenswarm.io.results import Result
 from tokenswarm.noise import BrownianPath, FieldNoise, ValueNoise
 from tokenswarm.plots import line_plot
 from tokenswarm.solve import EulerMaruyama, StratonovichHeun
@@ -155,6 +157,41 @@ def width_weak(p: Params, ctx: RunContext):
         standard_errors.append(float(difference.std() / math.sqrt(p.width_runs)))
     return np.asarray(errors), np.asarray(standard_errors), None
 
+
+def summary(data: xr.Dataset, p: Params) -> dict[str, float]:
+    """Log-log slopes of the three errors against depth / width."""
+    return {"weak_slope": _slope(p.layers, data.weak_error.values),
+            "strong_slope": _slope(p.layers, data.strong_error.values),
+            "width_slope": _slope(p.widths, data.width_error.values)}
+
+
+CLAIMS = ClaimSet()
+
+
+@CLAIMS.rule("weak error of the value-noise network ~ 1/L", Ref("2601.21942", "Thm 1 (weak order 1 expected)"))
+def _weak(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
+    weak, weak_se = data.weak_error.values, data.weak_standard_error.values
+    return between(summary(data, p)["weak_slope"], -1.3, -0.7,
+                   detail=f"log-log slope over L = {p.layers}; errors {np.round(weak, 6).tolist()}, "
+                          f"s.e. {np.round(weak_se, 6).tolist()} ({p.weak_runs} paired runs)")
+
+
+@CLAIMS.rule("mean-square strong error of the random-MLP network ~ 1/L", Ref("2604.26898", "Thm 1.1 (c(1/L + 1/m))"))
+def _strong(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
+    return between(summary(data, p)["strong_slope"], -1.3, -0.7,
+                   detail=f"log-log slope over L = {p.layers}; E|x^L - x|² = {np.round(data.strong_error.values, 8).tolist()} "
+                          f"({p.strong_runs} runs, width {p.width}, {p.activation})")
+
+
+@CLAIMS.rule("weak width error ~ 1/m (fixed depth)", Ref("2604.26898", "Thm 1.1 (1/m term)"))
+def _width(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
+    width, width_se = data.width_error.values, data.width_standard_error.values
+    return between(summary(data, p)["width_slope"], -1.3, -0.7,
+                   detail=f"log-log slope over m = {p.widths} at L = {p.width_layers}, T = {p.t_max:g} (ReLU, d = {p.d}); "
+                          f"|E rho^m - E rho^inf| = {np.round(width, 5).tolist()}, s.e. {np.round(width_se, 5).tolist()} "
+                          f"({p.width_runs} runs each)")
+
+
 @register(
     "depth-limit",
     title="Deep random Transformers converge to their SDE limits in depth and width",
@@ -162,28 +199,12 @@ def width_weak(p: Params, ctx: RunContext):
     reference="2601.21942 Thm 1; 2604.26898 Thm 1.1",
     params=Params,
     quick={"weak_runs": 4000, "strong_runs": 100, "reference_layers": 512, "width_runs": 50000},
+    claims=CLAIMS,
 )
 def run(p: Params, ctx: RunContext) -> Result:
     weak, weak_se, mean_rho = value_noise_weak(p, ctx)
     strong = random_mlp_strong(p, ctx)
     width, width_se, _ = width_weak(p, ctx)
-    width_slope = _slope(p.widths, width)
-    weak_slope, strong_slope = _slope(p.layers, weak), _slope(p.layers, strong)
-    claims = [
-        claim_between("weak error of the value-noise network ~ 1/L", "2601.21942 Thm 1 (weak order 1 expected)",
-                      weak_slope, -1.3, -0.7,
-                      detail=f"log-log slope over L = {p.layers}; errors {np.round(weak, 6).tolist()}, "
-                             f"s.e. {np.round(weak_se, 6).tolist()} ({p.weak_runs} paired runs)"),
-        claim_between("mean-square strong error of the random-MLP network ~ 1/L", "2604.26898 Thm 1.1 (c(1/L + 1/m))",
-                      strong_slope, -1.3, -0.7,
-                      detail=f"log-log slope over L = {p.layers}; E|x^L - x|² = {np.round(strong, 8).tolist()} "
-                             f"({p.strong_runs} runs, width {p.width}, {p.activation})"),
-        claim_between("weak width error ~ 1/m (fixed depth)", "2604.26898 Thm 1.1 (1/m term)",
-                      width_slope, -1.3, -0.7,
-                      detail=f"log-log slope over m = {p.widths} at L = {p.width_layers}, T = {p.t_max:g} (ReLU, d = {p.d}); "
-                             f"|E rho^m - E rho^inf| = {np.round(width, 5).tolist()}, s.e. {np.round(width_se, 5).tolist()} "
-                             f"({p.width_runs} runs each)"),
-    ]
     figure = line_plot(
         np.asarray(p.layers, float), {"weak |E rho^L - E rho|": weak, "strong E|x^L - x|^2": strong},
         xlabel="layers L", ylabel="error", logx=True, logy=True,
@@ -196,10 +217,8 @@ def run(p: Params, ctx: RunContext) -> Result:
         coords={"L": p.layers, "m": p.widths},
     )
     return Result(
-        experiment="depth-limit", params={},
-        metrics={"weak_slope": weak_slope, "strong_slope": strong_slope,
-                 "width_slope": width_slope, "width_errors": width.tolist(), "width_standard_errors": width_se.tolist(),
+        metrics={**summary(data, p), "width_errors": width.tolist(), "width_standard_errors": width_se.tolist(),
          "weak_errors": weak.tolist(), "strong_errors": strong.tolist(),
                  "mean_rho_T": mean_rho},
-        claims=claims, data=data, figures={"depth_limit": figure},
+        data=data, figures={"depth_limit": figure},
     )

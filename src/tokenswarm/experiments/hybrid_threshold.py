@@ -43,7 +43,9 @@ import torch
 import xarray as xr
 
 from tokenswarm.experiments.registry import RunContext, register
-from tokenswarm.io.results import Result, claim_less
+from tokenswarm.io.claims import ClaimSet, RunSettings, Verdict, less
+from tokenswarm.io.refs import Ref
+from tokenswarm.io.results import Result
 from tokenswarm.nets import HybridTransformer
 from tokenswarm.plots import line_plot
 from tokenswarm.runtime.threads import torch_threads
@@ -130,6 +132,67 @@ def coupled_depths(x0: torch.Tensor, depths: list[int], p: Params, eps: torch.Te
     return states
 
 
+def summary(data: xr.Dataset, p: Params) -> dict:
+    """The measurements of a run, from its dataset: the critical-noise root, z-scores, bias exponent."""
+    mean, se = data.mean_displacement.values, data.standard_error.values
+    signs = np.nonzero(np.diff(np.sign(mean)) != 0)[0]
+    if signs.size:
+        k = signs[0]
+        weight = mean[k] / (mean[k] - mean[k + 1])
+        estimate = float(p.eps[k] + weight * (p.eps[k + 1] - p.eps[k]))
+        slope = (mean[k + 1] - mean[k]) / (p.eps[k + 1] - p.eps[k])
+        estimate_se = float(max(se[k], se[k + 1]) / abs(slope))
+    else:
+        estimate, estimate_se = float("nan"), float("nan")
+    antipodal_inf, antipodal_inf_se = data.antipodal.values, data.antipodal_standard_error.values
+    exact = data.exact_antipodal.values
+    z_scores = np.abs(antipodal_inf - exact) / antipodal_inf_se
+    exponent, exponent_se = bias_exponent(data.antipodal_runs.values.astype(float))
+    depths = data.depth.values.tolist()
+    extrapolation = (f"Richardson in L^-{p.bias_power:g} through L = {', '.join(map(str, depths))}" if p.levels > 1
+                     else f"no extrapolation (one depth, L = {p.layers})")
+    return {"critical_noise": estimate, "critical_noise_standard_error": estimate_se,
+            "predicted_critical_noise": float(two_token.critical_noise(p.beta)),
+            "z_scores": z_scores, "worst": int(np.argmax(z_scores)),
+            "bias_exponent": exponent, "bias_exponent_standard_error": exponent_se,
+            "depths": depths, "extrapolation": extrapolation}
+
+
+CLAIMS = ClaimSet()
+
+
+@CLAIMS.rule("simulated critical noise equals sqrt(2) e^{{-beta/2}}", Ref("2601.21942", "Prop. 1 (our derivation)"))
+def _critical_noise(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
+    s = summary(data, p)
+    estimate, estimate_se, predicted = s["critical_noise"], s["critical_noise_standard_error"], s["predicted_critical_noise"]
+    return less(
+        abs(estimate - predicted), 4 * estimate_se + 0.02,
+        detail=f"root over eps of E[z_T - z_0] extrapolated to L = inf ({s['extrapolation']}): "
+               f"{estimate:.4f} ± {estimate_se:.4f} (s.e., {p.runs} runs per eps, T = {p.t_max:g}); "
+               f"predicted {predicted:.4f}; 0.02 allows for the linear interpolation between eps grid points"
+               + ("" if math.isfinite(estimate) else
+                  f"; inconclusive on this grid: E[z_T - z_0] changes sign nowhere in eps = {min(p.eps):g}..{max(p.eps):g}"
+                  f"{'' if min(p.eps) <= predicted <= max(p.eps) else f', which does not contain the prediction {predicted:.4f}'}"
+                  " (widen -p eps)"),
+    )
+
+
+@CLAIMS.rule("finite-depth antipodal fractions match the exact z-diffusion", Ref("2601.21942", "Prop. 1 (Kolmogorov equation)"))
+def _fractions(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
+    s = summary(data, p)
+    worst, depths = s["worst"], s["depths"]
+    bias = data.bias_by_depth.values
+    return less(
+        float(s["z_scores"].max()), 4.0,
+        detail=f"max over eps of |extrapolated - exact| / s.e. at T = {p.t_max:g} ({s['extrapolation']}; s.e. over runs of "
+               f"each run's extrapolated outcome); worst eps = {p.eps[worst]:g}: {float(data.antipodal[worst]):.4f} ± "
+               f"{float(data.antipodal_standard_error[worst]):.4f} vs exact {float(data.exact_antipodal[worst]):.4f}; "
+               f"bias at L = {depths[-1]} there {bias[-1, worst]:+.4f} (max |bias| over eps: "
+               + ", ".join(f"L = {L}: {np.abs(bias[i]).max():.4f}" for i, L in enumerate(depths))
+               + f"); fitted bias exponent {s['bias_exponent']:.2f} ± {s['bias_exponent_standard_error']:.2f}",
+    )
+
+
 @register(
     "hybrid-threshold",
     title="Critical common-noise level of the hybrid USA model",
@@ -137,6 +200,7 @@ def coupled_depths(x0: torch.Tensor, depths: list[int], p: Params, eps: torch.Te
     reference="2601.21942 Prop. 1 (our derivation, docs/two_token.md)",
     params=Params,
     quick={"runs": 1000, "eps": [0.7, 0.8, 0.9, 1.0], "layers": 1000},
+    claims=CLAIMS,
 )
 def run(p: Params, ctx: RunContext) -> Result:
     eps = torch.as_tensor(p.eps, dtype=ctx.dtype, device=ctx.device).reshape(-1, 1, 1, 1)
@@ -151,17 +215,6 @@ def run(p: Params, ctx: RunContext) -> Result:
     mean = extrapolated.mean(1)
     se = extrapolated.std(1, ddof=1) / math.sqrt(p.runs)
 
-    signs = np.nonzero(np.diff(np.sign(mean)) != 0)[0]
-    if signs.size:
-        k = signs[0]
-        weight = mean[k] / (mean[k] - mean[k + 1])
-        estimate = float(p.eps[k] + weight * (p.eps[k + 1] - p.eps[k]))
-        slope = (mean[k + 1] - mean[k]) / (p.eps[k + 1] - p.eps[k])
-        estimate_se = float(max(se[k], se[k + 1]) / abs(slope))
-    else:
-        estimate, estimate_se = float("nan"), float("nan")
-    predicted = float(two_token.critical_noise(p.beta))
-
     rho = np.tanh(displacements + z0)
     antipodal_runs = (rho < -p.threshold).astype(float)  # (depth, eps, runs)
     antipodal_by_depth, collapsed = antipodal_runs.mean(-1), (rho[-1] > p.threshold).mean(-1)
@@ -173,39 +226,6 @@ def run(p: Params, ctx: RunContext) -> Result:
     exact = np.array([two_token.hybrid_classified_fraction(p.t_max, p.rho0, p.beta, e, threshold=p.threshold)
                       for e in p.eps])
     bias = antipodal_by_depth - exact[:, 0]  # (depth, eps)
-    z_scores = np.abs(antipodal_inf - exact[:, 0]) / antipodal_inf_se
-    exponent, exponent_se = bias_exponent(antipodal_runs)
-    worst = int(np.argmax(z_scores))
-    extrapolation = (f"Richardson in L^-{p.bias_power:g} through L = {', '.join(map(str, depths))}" if p.levels > 1
-                     else f"no extrapolation (one depth, L = {p.layers})")
-    claims = [
-        claim_less(
-            "simulated critical noise equals sqrt(2) e^{-beta/2}", "2601.21942 Prop. 1 (our derivation)",
-            abs(estimate - predicted), 4 * estimate_se + 0.02,
-            detail=f"root over eps of E[z_T - z_0] extrapolated to L = inf ({extrapolation}): "
-                   f"{estimate:.4f} ± {estimate_se:.4f} (s.e., {p.runs} runs per eps, T = {p.t_max:g}); "
-                   f"predicted {predicted:.4f}; 0.02 allows for the linear interpolation between eps grid points"
-                   + ("" if math.isfinite(estimate) else
-                      f"; inconclusive on this grid: E[z_T - z_0] changes sign nowhere in eps = {min(p.eps):g}..{max(p.eps):g}"
-                      f"{'' if min(p.eps) <= predicted <= max(p.eps) else f', which does not contain the prediction {predicted:.4f}'}"
-                      " (widen -p eps)"),
-        ),
-        claim_less(
-            "finite-depth antipodal fractions match the exact z-diffusion", "2601.21942 Prop. 1 (Kolmogorov equation)",
-            float(z_scores.max()), 4.0,
-            detail=f"max over eps of |extrapolated - exact| / s.e. at T = {p.t_max:g} ({extrapolation}; s.e. over runs of "
-                   f"each run's extrapolated outcome); worst eps = {p.eps[worst]:g}: {antipodal_inf[worst]:.4f} ± "
-                   f"{antipodal_inf_se[worst]:.4f} vs exact {exact[worst, 0]:.4f}; bias at L = {depths[-1]} there "
-                   f"{bias[-1, worst]:+.4f} (max |bias| over eps: "
-                   + ", ".join(f"L = {L}: {np.abs(bias[i]).max():.4f}" for i, L in enumerate(depths))
-                   + f"); fitted bias exponent {exponent:.2f} ± {exponent_se:.2f}",
-        ),
-    ]
-    figure = line_plot(
-        np.asarray(p.eps), {"E[z_T - z_0]": mean}, xlabel="eps", ylabel="mean displacement of artanh rho",
-        reference={"zero": (np.asarray(p.eps), np.zeros(len(p.eps)))},
-        title=f"Hybrid model, beta = {p.beta:g}: eps_c = {predicted:.3f} (predicted), {estimate:.3f} (simulated)",
-    )
     data = xr.Dataset(
         {"mean_displacement": ("eps", mean), "standard_error": ("eps", se), "antipodal": ("eps", antipodal_inf),
          "antipodal_standard_error": ("eps", antipodal_inf_se), "collapsed": ("eps", collapsed),
@@ -213,18 +233,26 @@ def run(p: Params, ctx: RunContext) -> Result:
          "antipodal_by_depth": (("depth", "eps"), antipodal_by_depth),
          "antipodal_by_depth_standard_error": (("depth", "eps"), by_depth_se),
          "bias_by_depth": (("depth", "eps"), bias),
-         "mean_displacement_by_depth": (("depth", "eps"), displacements.mean(-1))},
+         "mean_displacement_by_depth": (("depth", "eps"), displacements.mean(-1)),
+         "antipodal_runs": (("depth", "eps", "run"), antipodal_runs.astype(np.int8))},
         coords={"eps": p.eps, "depth": depths},
+        attrs={"antipodal_runs": "1 where a run ends antipodal (rho < -threshold), per depth"},
+    )
+    s = summary(data, p)
+    estimate, predicted = s["critical_noise"], s["predicted_critical_noise"]
+    figure = line_plot(
+        np.asarray(p.eps), {"E[z_T - z_0]": mean}, xlabel="eps", ylabel="mean displacement of artanh rho",
+        reference={"zero": (np.asarray(p.eps), np.zeros(len(p.eps)))},
+        title=f"Hybrid model, beta = {p.beta:g}: eps_c = {predicted:.3f} (predicted), {estimate:.3f} (simulated)",
     )
     return Result(
-        experiment="hybrid-threshold", params={},
-        metrics={"critical_noise": estimate, "critical_noise_standard_error": estimate_se,
+        metrics={"critical_noise": estimate, "critical_noise_standard_error": s["critical_noise_standard_error"],
                  "predicted_critical_noise": predicted, "antipodal_fraction": antipodal_inf.tolist(),
                  "antipodal_fraction_standard_error": antipodal_inf_se.tolist(),
                  "exact_antipodal_fraction": exact[:, 0].tolist(), "depths": depths,
                  "richardson_weights": weights.tolist(),
                  "antipodal_fraction_by_depth": antipodal_by_depth.tolist(),
                  "bias_by_depth": bias.tolist(), "max_abs_bias_by_depth": np.abs(bias).max(1).tolist(),
-                 "bias_exponent": exponent, "bias_exponent_standard_error": exponent_se},
-        claims=claims, data=data, figures={"hybrid_threshold": figure},
+                 "bias_exponent": s["bias_exponent"], "bias_exponent_standard_error": s["bias_exponent_standard_error"]},
+        data=data, figures={"hybrid_threshold": figure},
     )

@@ -26,7 +26,9 @@ import torch
 import xarray as xr
 
 from tokenswarm.experiments.registry import RunContext, register
-from tokenswarm.io.results import Result, claim_less
+from tokenswarm.io.claims import ClaimSet, RunSettings, Verdict, less
+from tokenswarm.io.refs import Ref
+from tokenswarm.io.results import Result
 from tokenswarm.meanfield.circle import (
     TWO_PI,
     CircleGrid,
@@ -110,6 +112,59 @@ def _relative_error(measured: float, predicted: float) -> float:
     return abs(measured / predicted - 1)
 
 
+def summary(data: xr.Dataset, p: Params) -> dict:
+    """Relative errors of the measured growth rates (mode ``p.mode`` and the resolved modes of the sweep)."""
+    predicted = float(data.mode_rate_predicted)
+    sweep_pred = data.predicted.values
+    fastest = float(np.abs(sweep_pred).max())
+    # modes whose rate is at least 1% of the fastest: their relative error is measurable
+    resolved = np.abs(sweep_pred) >= 0.01 * fastest
+    rel_pde = np.abs(data.pde.values / sweep_pred - 1)
+    rel_particles = np.abs(data.particles.values / sweep_pred - 1)
+    return {
+        "measured": float(data.mode_rate_pde), "particles": float(data.mode_rate_particles), "predicted": predicted,
+        "relative_error": _relative_error(float(data.mode_rate_pde), predicted),
+        "relative_error_particles": _relative_error(float(data.mode_rate_particles), predicted),
+        "resolved_modes": data.k.values[resolved].tolist(),
+        "max_relative_error_pde": float(rel_pde[resolved].max()),
+        "max_relative_error_particles": float(rel_particles[resolved].max()),
+    }
+
+
+CLAIMS = ClaimSet()
+_PAPER = "2512.01868"
+
+
+@CLAIMS.rule("PDE growth rate of mode {mode} matches the prediction",
+             Ref(_PAPER, "numerical check: linearisation (docs/theory/mean_field.md §2.2)"))
+def _pde_rate(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
+    s = summary(data, p)
+    return less(s["relative_error"], 0.02,
+                detail=f"measured {s['measured']:.6g} vs predicted {s['predicted']:.6g} (relative error; absolute "
+                       "where the predicted rate is 0)", labels={"mode": p.mode})
+
+
+@CLAIMS.rule("particle growth rate of mode {mode} matches the prediction",
+             Ref(_PAPER, "numerical check: linearisation, n particles"))
+def _particle_rate(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
+    s = summary(data, p)
+    return less(s["relative_error_particles"], 0.02,
+                detail=f"measured {s['particles']:.6g} with n = {p.n} quantile particles", labels={"mode": p.mode})
+
+
+@CLAIMS.rule("PDE rates match for every resolved mode of the sweep", Ref(_PAPER, "numerical check: linearisation"))
+def _pde_sweep(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
+    s = summary(data, p)
+    return less(s["max_relative_error_pde"], 0.02,
+                detail=f"max relative error over k in {s['resolved_modes']} (rates >= 1% of the fastest)")
+
+
+@CLAIMS.rule("particle rates match for every resolved mode of the sweep", Ref(_PAPER, "numerical check: linearisation"))
+def _particle_sweep(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
+    s = summary(data, p)
+    return less(s["max_relative_error_particles"], 0.02, detail=f"max relative error over k in {s['resolved_modes']}")
+
+
 @register(
     "linear-stability",
     title="Growth rates of Fourier modes at the uniform density; clusters against the fastest mode",
@@ -119,6 +174,7 @@ def _relative_error(measured: float, predicted: float) -> float:
     dtypes=("float64",),
     dtype_reason="growth rates of 1e-4 perturbations are below float32 resolution",
     quick={"cells": 256, "n": 256, "modes": 3, "cluster_betas": [4.0, 16.0]},
+    claims=CLAIMS,
 )
 def run(p: Params, ctx: RunContext) -> Result:
     grid = CircleGrid(p.cells, device=ctx.device)
@@ -133,11 +189,6 @@ def run(p: Params, ctx: RunContext) -> Result:
         sweep_pde.append(a)
         sweep_particles.append(b)
     sweep_pred = model.growth_rate(ks)
-    fastest = float(np.abs(sweep_pred).max())
-    # modes whose rate is at least 1% of the fastest: their relative error is measurable
-    resolved = np.abs(sweep_pred) >= 0.01 * fastest
-    rel_pde = np.abs(np.asarray(sweep_pde) / sweep_pred - 1)
-    rel_particles = np.abs(np.asarray(sweep_particles) / sweep_pred - 1)
 
     generator = ctx.generator()
     cluster_grid = grid
@@ -148,21 +199,6 @@ def run(p: Params, ctx: RunContext) -> Result:
         times.append(t)
     k_star = CircleModel(beta=list(p.cluster_betas), model=p.model).fastest_mode()
 
-    claims = [
-        claim_less(f"PDE growth rate of mode {p.mode} matches the prediction", "linearisation (docs/theory/mean_field.md §2.2)",
-                   _relative_error(measured, predicted), 0.02,
-                   detail=f"measured {measured:.6g} vs predicted {predicted:.6g} (relative error; absolute "
-                          "where the predicted rate is 0)"),
-        claim_less(f"particle growth rate of mode {p.mode} matches the prediction", "linearisation, n particles",
-                   _relative_error(particles, predicted), 0.02,
-                   detail=f"measured {particles:.6g} with n = {p.n} quantile particles"),
-        claim_less("PDE rates match for every resolved mode of the sweep", "linearisation",
-                   float(rel_pde[resolved].max()), 0.02,
-                   detail=f"max relative error over k in {ks[resolved].tolist()} (rates >= 1% of the fastest)"),
-        claim_less("particle rates match for every resolved mode of the sweep", "linearisation",
-                   float(rel_particles[resolved].max()), 0.02,
-                   detail=f"max relative error over k in {ks[resolved].tolist()}"),
-    ]
     rates_fig = line_plot(
         ks, {"PDE": np.asarray(sweep_pde), f"particles (n = {p.n})": np.asarray(sweep_particles)},
         xlabel="mode k", ylabel="growth rate", markers=True,
@@ -180,22 +216,23 @@ def run(p: Params, ctx: RunContext) -> Result:
         {"predicted": (("k",), sweep_pred), "pde": (("k",), np.asarray(sweep_pde)),
          "particles": (("k",), np.asarray(sweep_particles)),
          "clusters": (("cluster_beta",), np.asarray(counts)), "fastest_mode": (("cluster_beta",), np.asarray(k_star)),
-         "cluster_time": (("cluster_beta",), np.asarray(times))},
+         "cluster_time": (("cluster_beta",), np.asarray(times)),
+         "mode_rate_predicted": predicted, "mode_rate_pde": measured, "mode_rate_particles": particles},
         coords={"k": ks, "cluster_beta": np.asarray(p.cluster_betas)},
     )
     slope = loglog_slope(p.cluster_betas, np.maximum(counts, 1))[0] if len(p.cluster_betas) >= 2 else math.nan
+    errors = summary(data, p)
     return Result(
-        experiment="linear-stability", params={},
         metrics={
             "measured_rate": measured, "measured_rate_particles": particles, "predicted_rate": predicted,
             "fastest_mode": model.fastest_mode(),
-            "relative_error": _relative_error(measured, predicted),
+            "relative_error": errors["relative_error"],
             "sweep_modes": ks.tolist(), "sweep_predicted": [float(v) for v in sweep_pred],
             "sweep_pde": sweep_pde, "sweep_particles": sweep_particles,
-            "max_relative_error_pde": float(rel_pde[resolved].max()),
-            "max_relative_error_particles": float(rel_particles[resolved].max()),
+            "max_relative_error_pde": errors["max_relative_error_pde"],
+            "max_relative_error_particles": errors["max_relative_error_particles"],
             "cluster_betas": list(p.cluster_betas), "clusters": counts, "fastest_modes": k_star,
             "cluster_count_slope": slope,
         },
-        claims=claims, data=data, figures={"rates": rates_fig, "clusters": cluster_fig},
+        data=data, figures={"rates": rates_fig, "clusters": cluster_fig},
     )

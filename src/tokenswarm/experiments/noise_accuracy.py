@@ -102,7 +102,9 @@ from matplotlib.ticker import MaxNLocator
 from scipy import stats
 
 from tokenswarm.experiments.registry import RunContext, register
-from tokenswarm.io.results import Result, check
+from tokenswarm.io.claims import ClaimSet, RunSettings, Verdict, verdict
+from tokenswarm.io.refs import Ref
+from tokenswarm.io.results import Result
 from tokenswarm.nets.trainable import TrainableTransformer
 from tokenswarm.plots._common import new_figure, settle, style
 from tokenswarm.runtime.optional import require
@@ -117,6 +119,8 @@ ARMS = ("noise", "deterministic")
 #: fixed stream blocks, so a task's numbers do not depend on which other tasks run
 TASK_STREAM = {"digits": 1, "match": 2}
 REFERENCE = "2601.21942 abstract: 'suppressing the intrinsic noise degrades accuracy' (protocol ours)"
+#: the offset of the bootstrap's stream within a task's block of streams
+BOOTSTRAP_STREAM = 9
 
 
 @dataclass
@@ -327,6 +331,112 @@ def bootstrap_interval(differences: np.ndarray, resamples: int, seed: int, level
     return float(np.quantile(means, 0.5 - level / 2)), float(np.quantile(means, 0.5 + level / 2))
 
 
+def stream_seed(seed: int, offset: int) -> int:
+    """The run's seed for stream ``offset``: :meth:`RunContext.stream_seed`, from the seed alone."""
+    state = np.random.SeedSequence([seed, offset]).generate_state(1, dtype=np.uint64)
+    return int(state[0]) & (2**63 - 1)
+
+
+def task_statistics(data: xr.Dataset, p: Params, seed: int, task: str) -> dict:
+    """Final test accuracies of one task, their paired differences and the tests on them, from the dataset.
+
+    The bootstrap is seeded with the run's stream ``1000 * TASK_STREAM[task] + 9``, as in every run.
+    """
+    accuracy = data.test_accuracy.sel(task=task).values  # (seeds, arms, checkpoints), float32
+    final = accuracy[..., -1].astype(np.float64)  # (seeds, arms)
+    # effect: paired differences noise - deterministic (the paper: suppressing noise degrades accuracy)
+    differences = final[:, 0] - final[:, 1]
+    mean, low, high, p_value = paired_interval(differences)
+    _, difference_se = mean_se(differences)
+    positive, negative, sign_p = sign_test(differences)
+    out = {"final": final, "arms": [mean_se(final[:, a]) for a in range(final.shape[1])],
+           "differences": differences, "difference": mean, "difference_se": difference_se, "ci_low": low,
+           "ci_high": high, "p_value": p_value, "sign_positive": positive, "sign_negative": negative,
+           "sign_p_value": sign_p}
+    if p.bootstrap:
+        block = 1000 * TASK_STREAM[task]
+        out["bootstrap_low"], out["bootstrap_high"] = bootstrap_interval(
+            differences, p.bootstrap, stream_seed(seed, block + BOOTSTRAP_STREAM))
+    speed = accuracy[..., 1:].mean(-1)
+    out["speed_difference"], out["speed_ci_low"], out["speed_ci_high"], _ = paired_interval(speed[:, 0] - speed[:, 1])
+    return out
+
+
+def task_metrics(data: xr.Dataset, p: Params, seed: int, task: str) -> dict:
+    """The metrics of one task that :func:`task_statistics` computes (keys without the task prefix)."""
+    stats_ = task_statistics(data, p, seed, task)
+    final = stats_["final"]
+    metrics: dict = {}
+    for a, arm in enumerate(ARMS):
+        metrics[f"accuracy_{arm}"], metrics[f"accuracy_se_{arm}"] = stats_["arms"][a]
+        metrics[f"accuracies_{arm}"] = final[:, a].tolist()
+        metrics[f"max_accuracy_{arm}"] = float(final[:, a].max())
+    metrics["differences"] = stats_["differences"].tolist()
+    for key in ("difference", "difference_se", "ci_low", "ci_high", "p_value", "sign_positive", "sign_negative",
+                "sign_p_value", "bootstrap_low", "bootstrap_high", "speed_difference", "speed_ci_low", "speed_ci_high"):
+        if key in stats_:
+            metrics[key] = stats_[key]
+    return metrics
+
+
+def _texts(data: xr.Dataset, p: Params, run: RunSettings, task: str, s: dict) -> tuple[str, str]:
+    (noise_mean, noise_se), (off_mean, off_se) = s["arms"]
+    test_size = int(data.test_size.sel(task=task))
+    arms_text = (f"accuracy noise on {noise_mean:.4f} ± {noise_se:.4f}, off {off_mean:.4f} ± {off_se:.4f} "
+                 f"(mean ± s.e., {test_size} test examples per seed)")
+    size_note = f"L = {p.layers}, d = {p.d}, {p.epochs} epochs" + (" (quick sizes)" if run.quick else "")
+    return arms_text, size_note
+
+
+CLAIMS = ClaimSet()
+
+
+@CLAIMS.rule("{task}: value noise on gives higher test accuracy than noise off (suppressing the noise degrades accuracy)",
+             Ref("2601.21942", "abstract: 'suppressing the intrinsic noise degrades accuracy' (protocol ours)"))
+def _noise_helps(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verdict]:
+    verdicts = []
+    sigma_v2 = 1.0 / p.d if p.sigma_v2 is None else p.sigma_v2
+    for task in p.tasks:
+        s = task_statistics(data, p, run.seed, task)
+        arms_text, size_note = _texts(data, p, run, task, s)
+        mean, low, high = s["difference"], s["ci_low"], s["ci_high"]
+        tests_text = (f"paired t p = {s['p_value']:.3g}; sign test {s['sign_positive']}+/{s['sign_negative']}- "
+                      f"p = {s['sign_p_value']:.3g}"
+                      + (f"; bootstrap 95% [{s['bootstrap_low']:+.4f}, {s['bootstrap_high']:+.4f}]" if p.bootstrap else ""))
+        reading = effect_verdict(low, high, p.seeds)
+        if run.quick:
+            # The test is valid at any size, but a short, shallow run is not the network the
+            # claim is about: say so rather than let the quick verdict stand for the full one.
+            reading += (f"; quick sizes ({p.seeds} seeds, L = {p.layers}, {p.epochs} epochs): a check that the "
+                        "comparison runs, not the full result")
+        verdicts.append(verdict(
+            mean, "95% Student t-interval of paired (noise on - noise off) test accuracy entirely > 0", low > 0,
+            detail=(f"{reading}; mean paired difference {mean:+.4f} ± {s['difference_se']:.4f} (s.e.); {arms_text}; "
+                    f"{tests_text}; sigma_v2 = {sigma_v2:g}; {size_note}"),
+            labels={"task": task},
+        ))
+    return verdicts
+
+
+@CLAIMS.rule("{task}: task not saturated (mean test accuracy of both arms < {saturation})",
+             Ref("2601.21942", "design check (ours): a saturated task cannot show a difference in final accuracy"))
+def _not_saturated(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verdict]:
+    verdicts = []
+    for task in p.tasks:
+        s = task_statistics(data, p, run.seed, task)
+        arms_text, size_note = _texts(data, p, run, task, s)
+        final = s["final"]
+        highest = max(mean for mean, _ in s["arms"])
+        classes = int(data.classes.sel(task=task))
+        verdicts.append(verdict(
+            highest, f"< {p.saturation:g} for both arms", bool(highest < p.saturation),
+            detail=(f"{arms_text}; per-seed maximum noise on {final[:, 0].max():.4f}, "
+                    f"off {final[:, 1].max():.4f}; chance {1 / classes:.3f}; {size_note}"),
+            labels={"task": task, "saturation": f"{p.saturation:g}"},
+        ))
+    return verdicts
+
+
 # ----------------------------------------------------------------------------------------
 # Figure
 # ----------------------------------------------------------------------------------------
@@ -381,16 +491,15 @@ def task_figure(task: str, variants: list[str], curves: dict, final: np.ndarray)
     reference=REFERENCE,
     params=Params,
     quick={"seeds": 6, "layers": 8, "epochs": 15, "match_train": 400, "match_test": 400, "bootstrap": 2000},
+    claims=CLAIMS,
 )
 def run(p: Params, ctx: RunContext) -> Result:
     device = ctx.device  # float32 always: see the module docstring
     arms = list(ARMS)
     metrics: dict = {"arms": arms}
-    claims = []
     figures = {}
     arrays: dict[str, list] = {}
     sigma_v2 = 1.0 / p.d if p.sigma_v2 is None else p.sigma_v2
-    size_note = f"L = {p.layers}, d = {p.d}, {p.epochs} epochs" + (" (quick sizes)" if ctx.quick else "")
     for task in p.tasks:
         block = 1000 * TASK_STREAM[task]
         states = {purpose: [ctx.stream_seed(block + 10 * s + offset) for s in range(p.seeds)]
@@ -414,72 +523,17 @@ def run(p: Params, ctx: RunContext) -> Result:
         metrics[prefix + "test_size"] = test_size
         metrics[prefix + "seeds"] = p.seeds
         for a, arm in enumerate(arms):
-            mean, se = mean_se(final[:, a])
-            metrics[f"{prefix}accuracy_{arm}"] = mean
-            metrics[f"{prefix}accuracy_se_{arm}"] = se
-            metrics[f"{prefix}accuracies_{arm}"] = final[:, a].tolist()
-            metrics[f"{prefix}max_accuracy_{arm}"] = float(final[:, a].max())
             metrics[f"{prefix}initial_accuracy_{arm}"] = float(curves["test_accuracy"][:, a, 0].mean())
             metrics[f"{prefix}initial_loss_{arm}"] = float(curves["test_loss"][:, a, 0].mean())
             metrics[f"{prefix}train_loss_{arm}"] = float(curves["final_train_loss"][:, a].mean())
             metrics[f"{prefix}train_accuracy_{arm}"] = float(curves["final_train_accuracy"][:, a].mean())
             metrics[f"{prefix}test_loss_{arm}"] = float(curves["test_loss"][:, a, -1].mean())
             metrics[f"{prefix}speed_accuracy_{arm}"] = float(curves["test_accuracy"][:, a, 1:].mean())
-
-        # effect: paired differences noise - deterministic (the paper: suppressing noise degrades accuracy)
-        differences = final[:, 0] - final[:, 1]
-        mean, low, high, p_value = paired_interval(differences)
-        _, difference_se = mean_se(differences)
-        positive, negative, sign_p = sign_test(differences)
-        metrics[prefix + "differences"] = differences.tolist()
-        metrics[prefix + "difference"] = mean
-        metrics[prefix + "difference_se"] = difference_se
-        metrics[prefix + "ci_low"] = low
-        metrics[prefix + "ci_high"] = high
-        metrics[prefix + "p_value"] = p_value
-        metrics[prefix + "sign_positive"] = positive
-        metrics[prefix + "sign_negative"] = negative
-        metrics[prefix + "sign_p_value"] = sign_p
-        if p.bootstrap:
-            boot_low, boot_high = bootstrap_interval(differences, p.bootstrap, ctx.stream_seed(block + 9))
-            metrics[prefix + "bootstrap_low"] = boot_low
-            metrics[prefix + "bootstrap_high"] = boot_high
-        speed = curves["test_accuracy"][..., 1:].mean(-1)
-        speed_mean, speed_low, speed_high, _ = paired_interval(speed[:, 0] - speed[:, 1])
-        metrics[prefix + "speed_difference"] = speed_mean
-        metrics[prefix + "speed_ci_low"] = speed_low
-        metrics[prefix + "speed_ci_high"] = speed_high
-
-        noise_mean, noise_se = mean_se(final[:, 0])
-        off_mean, off_se = mean_se(final[:, 1])
-        arms_text = (f"accuracy noise on {noise_mean:.4f} ± {noise_se:.4f}, off {off_mean:.4f} ± {off_se:.4f} "
-                     f"(mean ± s.e., {test_size} test examples per seed)")
-        tests_text = (f"paired t p = {p_value:.3g}; sign test {positive}+/{negative}- p = {sign_p:.3g}"
-                      + (f"; bootstrap 95% [{boot_low:+.4f}, {boot_high:+.4f}]" if p.bootstrap else ""))
-        verdict = effect_verdict(low, high, p.seeds)
-        if ctx.quick:
-            # The test is valid at any size, but a short, shallow run is not the network the
-            # claim is about: say so rather than let the quick verdict stand for the full one.
-            verdict += (f"; quick sizes ({p.seeds} seeds, L = {p.layers}, {p.epochs} epochs): a check that the "
-                        "comparison runs, not the full result")
-        claims.append(check(
-            f"{task}: value noise on gives higher test accuracy than noise off (suppressing the noise degrades accuracy)",
-            REFERENCE, mean, "95% Student t-interval of paired (noise on - noise off) test accuracy entirely > 0",
-            low > 0,
-            detail=(f"{verdict}; mean paired difference {mean:+.4f} ± {difference_se:.4f} (s.e.); {arms_text}; "
-                    f"{tests_text}; sigma_v2 = {sigma_v2:g}; {size_note}"),
-        ))
-        highest = max(noise_mean, off_mean)
-        claims.append(check(
-            f"{task}: task not saturated (mean test accuracy of both arms < {p.saturation:g})",
-            "design check (ours): a saturated task cannot show a difference in final accuracy",
-            highest, f"< {p.saturation:g} for both arms", bool(highest < p.saturation),
-            detail=(f"{arms_text}; per-seed maximum noise on {final[:, 0].max():.4f}, "
-                    f"off {final[:, 1].max():.4f}; chance {1 / classes:.3f}; {size_note}"),
-        ))
         figures[f"accuracy_{task}"] = task_figure(task, arms, curves, final)
         for name in ("train_loss", "test_accuracy", "test_loss", "final_train_loss", "final_train_accuracy"):
             arrays.setdefault(name, []).append(curves[name])
+        arrays.setdefault("test_size", []).append(test_size)
+        arrays.setdefault("classes", []).append(classes)
     data = xr.Dataset(
         {
             "train_loss": (("task", "seed", "arm", "epoch"), np.stack(arrays["train_loss"])),
@@ -487,14 +541,17 @@ def run(p: Params, ctx: RunContext) -> Result:
             "test_loss": (("task", "seed", "arm", "checkpoint"), np.stack(arrays["test_loss"])),
             "final_train_loss": (("task", "seed", "arm"), np.stack(arrays["final_train_loss"])),
             "final_train_accuracy": (("task", "seed", "arm"), np.stack(arrays["final_train_accuracy"])),
+            "test_size": (("task",), np.asarray(arrays["test_size"])),
+            "classes": (("task",), np.asarray(arrays["classes"])),
         },
         coords={"task": list(p.tasks), "arm": arms, "seed": np.arange(p.seeds),
                 "epoch": np.arange(1, p.epochs + 1), "checkpoint": np.arange(p.epochs + 1)},
         attrs={"checkpoint": "0 = initialisation, k = after epoch k", "dtype": "float32",
                "arm": "noise: V_k = h^(1-a) I + N(0, sigma_v2); deterministic: V_k = h^(1-a) I"},
     )
+    for task in p.tasks:
+        metrics.update({f"{task}_{key}": value for key, value in task_metrics(data, p, ctx.seed, task).items()})
     return Result(
-        experiment="noise-accuracy",
         params={"training_dtype": "float32", "sigma_v2_used": sigma_v2},
-        metrics=metrics, claims=claims, data=data, figures=figures,
+        metrics=metrics, data=data, figures=figures,
     )

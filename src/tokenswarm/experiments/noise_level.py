@@ -14,7 +14,9 @@ import xarray as xr
 from scipy import stats
 
 from tokenswarm.experiments.registry import RunContext, register
-from tokenswarm.io.results import Result, claim_greater
+from tokenswarm.io.claims import ClaimSet, RunSettings, Verdict, greater
+from tokenswarm.io.refs import Ref
+from tokenswarm.io.results import Result
 from tokenswarm.metrics import OUTCOMES, classify_outcome
 from tokenswarm.noise import ValueNoise
 from tokenswarm.plots import line_plot
@@ -35,6 +37,26 @@ class Params:
     threshold: float = field(default=0.9, metadata={"min_exclusive": 0, "max_exclusive": 1, "help": "classification threshold"})
 
 
+def homogeneity(data: xr.Dataset) -> tuple[float, float, int]:
+    """Chi-square test of homogeneity of the outcome counts over sigma2: (chi2, p-value, dof)."""
+    table = data.counts.values
+    used = table[:, table.sum(0) > 0]
+    chi2, p_value, dof, _ = stats.chi2_contingency(used) if used.shape[1] > 1 else (0.0, 1.0, 0, None)
+    return chi2, float(p_value), dof
+
+
+CLAIMS = ClaimSet()
+
+
+@CLAIMS.rule("outcome fractions independent of sigma2 at fixed sigma2 * t",
+             Ref("2601.21942", "docs/theory/common_noise.md §1.3 (time change)"))
+def _time_change(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
+    chi2, p_value, dof = homogeneity(data)
+    return greater(p_value, 0.01,
+                   detail=f"chi-square homogeneity p-value over sigma2 in {p.sigma2} (chi2 = {chi2:.3g}, dof = {dof}), "
+                          f"{p.runs} independent runs each")
+
+
 @register(
     "noise-level",
     title="Outcomes depend on sigma_v^2 only through sigma_v^2 t",
@@ -42,6 +64,7 @@ class Params:
     reference="2601.21942 (diffusion scaling; docs/theory/common_noise.md §1.3: sigma_v^2 is a time change)",
     params=Params,
     quick={"runs": 600, "steps": 500},
+    claims=CLAIMS,
 )
 def run(p: Params, ctx: RunContext) -> Result:
     table, fractions = [], {}
@@ -55,14 +78,6 @@ def run(p: Params, ctx: RunContext) -> Result:
         table.append(counts)
         fractions[sigma2] = (counts / p.runs).tolist()
     table = np.asarray(table)
-    used = table[:, table.sum(0) > 0]
-    chi2, p_value, dof, _ = stats.chi2_contingency(used) if used.shape[1] > 1 else (0.0, 1.0, 0, None)
-    claims = [claim_greater(
-        "outcome fractions independent of sigma2 at fixed sigma2 * t", "2601.21942 / docs/theory/common_noise.md §1.3 (time change)",
-        float(p_value), 0.01,
-        detail=f"chi-square homogeneity p-value over sigma2 in {p.sigma2} (chi2 = {chi2:.3g}, dof = {dof}), "
-               f"{p.runs} independent runs each",
-    )]
     figure = line_plot(
         np.asarray(p.sigma2), {"one cluster": table[:, 0] / p.runs, "antipodal": table[:, 1] / p.runs},
         xlabel="sigma_v^2", ylabel="fraction of runs", logx=True,
@@ -71,8 +86,7 @@ def run(p: Params, ctx: RunContext) -> Result:
     data = xr.Dataset({"counts": (("sigma2", "outcome"), table)},
                       coords={"sigma2": p.sigma2, "outcome": list(OUTCOMES)})
     return Result(
-        experiment="noise-level", params={},
         metrics={"fractions": {f"{s:g}": f for s, f in fractions.items()}, "outcomes": list(OUTCOMES),
-                 "p_value": float(p_value)},
-        claims=claims, data=data, figures={"noise_level": figure},
+                 "p_value": homogeneity(data)[1]},
+        data=data, figures={"noise_level": figure},
     )

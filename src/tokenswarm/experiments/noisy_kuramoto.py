@@ -24,7 +24,9 @@ import xarray as xr
 from scipy import optimize, special
 
 from tokenswarm.experiments.registry import RunContext, register
-from tokenswarm.io.results import Result, claim_between, claim_less
+from tokenswarm.io.claims import ClaimSet, RunSettings, Verdict, between, less
+from tokenswarm.io.refs import Ref
+from tokenswarm.io.results import Result
 from tokenswarm.meanfield.circle import (
     CircleGrid,
     CircleModel,
@@ -69,36 +71,15 @@ class Params:
 
 
 
-@register(
-    "noisy-kuramoto",
-    title="Noisy Kuramoto: the order parameter bifurcates at kappa = 2",
-    summary="stationary order parameter vs kappa (PDE, particles, self-consistency r = I₁(κr)/I₀(κr)); zero of the first mode's rate",
-    reference="2512.01868 (noisy Transformer, beta = 0); docs/theory/mean_field.md §3.2",
-    params=Params,
-    dtypes=("float64",),
-    dtype_reason="the order parameter near the bifurcation is below float32 resolution",
-    quick={"kappa": [1.0, 1.75, 2.25, 3.0, 4.0], "cells": 128, "t_max": 150.0, "n": 500, "runs": 2,
-           "particle_t_max": 40.0, "step": 0.1},
-)
-def run(p: Params, ctx: RunContext) -> Result:
-    kappas = np.asarray(p.kappa, float)
-    grid = CircleGrid(p.cells, device=ctx.device)
-    model = CircleModel(beta=0.0, model="sa", kappa=kappas.tolist())
-    rho0 = perturbed_uniform(grid, {1: p.amplitude})
-    times = np.linspace(0.0, p.t_max, 201)
-    pde = solve_circle(model, grid, rho0, p.t_max, save_times=times, progress=True)
-    order_t = np.stack([(fourier_coefficient(grid, r, 1).abs()).cpu().numpy() for r in pde.density])  # (T, K)
+def summary(data: xr.Dataset, p: Params) -> dict:
+    """Stationary order parameters, the PDE's bracket of the onset, the zero of the mode-1 rate, errors."""
+    kappas = data.kappa.values
+    times, ptimes = data.t.values, data.pt.values
     tail = times >= 0.9 * p.t_max
-    order_pde = order_t[tail].mean(0)
-    theory = np.array([self_consistent_order(k) for k in kappas])
-
-    # linear rate of mode 1: a separate short run from a tiny perturbation (linear regime);
+    order_pde = data.order_pde.values[tail].mean(0)
+    theory = data.theory.values
+    rates = data.rate.values
     # the rate is affine in 1/kappa, so its zero is interpolated in 1/kappa
-    linear_times = np.linspace(0.0, 5.0, 51)
-    linear = solve_circle(model, grid, perturbed_uniform(grid, {1: 1e-6}), 5.0, save_times=linear_times)
-    linear_t = np.stack([(fourier_coefficient(grid, r, 1).abs()).cpu().numpy() for r in linear.density])
-    rates = np.polyfit(linear_times, np.log(linear_t), 1)[0]
-    predicted_rates = 0.5 - 1.0 / kappas
     sign_change = np.nonzero((rates[:-1] < 0) & (rates[1:] >= 0))[0]
     if sign_change.size:
         i = int(sign_change[0])
@@ -110,6 +91,82 @@ def run(p: Params, ctx: RunContext) -> Result:
     first = int(np.argmax(ordered)) if ordered.any() else len(kappas)
     bracket = (float(kappas[first - 1]) if first > 0 else float("nan"),
                float(kappas[first]) if first < len(kappas) else float("nan"))
+    r_run = data.order_particles.values[ptimes >= 0.5 * p.particle_t_max].mean(0)          # (K, runs)
+    order_particles, order_particles_se = r_run.mean(1), r_run.std(1, ddof=1) / np.sqrt(p.runs)
+    away = np.abs(kappas - 2.0) >= 0.5
+    pde_error = float(np.abs(order_pde - theory)[away].max()) if away.any() else float("nan")
+    above = kappas >= 3.0
+    particle_z = np.abs(order_particles - theory)[above] / np.maximum(order_particles_se[above], 1e-3)
+    return {"order_pde": order_pde, "order_particles": order_particles, "order_particles_se": order_particles_se,
+            "kappa_c_rate": kappa_c_rate, "bracket": bracket, "pde_error": pde_error, "away": int(away.sum()),
+            "particle_z": particle_z, "resolution": float(np.diff(kappas).max())}
+
+
+CLAIMS = ClaimSet()
+_PAPER = "2512.01868"
+
+
+@CLAIMS.rule("the PDE's order parameter switches on between neighbouring grid values around kappa = 2",
+             Ref(_PAPER, "numerical check: docs/theory/mean_field.md §3.2 (pitchfork at kappa = 2)"))
+def _onset(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
+    s = summary(data, p)
+    return between(2.0, s["bracket"][0], s["bracket"][1],
+                   detail=f"last disordered / first ordered grid kappa (r > {p.threshold}); grid step {s['resolution']:g}")
+
+
+@CLAIMS.rule("the zero of the measured mode-1 rate is kappa = 2", Ref(_PAPER, "numerical check: linear rate 1/2 - 1/kappa"))
+def _rate_zero(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
+    s = summary(data, p)
+    return less(abs(s["kappa_c_rate"] - 2.0), 1e-2 * s["resolution"],
+                detail=f"interpolated zero {s['kappa_c_rate']:.6g} (linear in 1/kappa between grid values)")
+
+
+@CLAIMS.rule("stationary r of the PDE equals the self-consistent root (|kappa - 2| >= 0.5)",
+             Ref(_PAPER, "numerical check: r = I_1(kappa r)/I_0(kappa r)"))
+def _pde_order(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
+    s = summary(data, p)
+    return less(s["pde_error"], 1e-3, detail=f"max |r_PDE - r_theory| over {s['away']} kappas, {p.cells} cells")
+
+
+@CLAIMS.rule("particles' stationary r agrees with the self-consistent root (kappa >= 3)",
+             Ref(_PAPER, "numerical check: propagation of chaos"))
+def _particle_order(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict | None:
+    particle_z = summary(data, p)["particle_z"]
+    if not particle_z.size:
+        return None
+    return less(float(particle_z.max()), 4.0,
+                detail=f"max |r_particles - r_theory| / s.e. ({p.runs} systems of n = {p.n}, time average)")
+
+
+@register(
+    "noisy-kuramoto",
+    title="Noisy Kuramoto: the order parameter bifurcates at kappa = 2",
+    summary="stationary order parameter vs kappa (PDE, particles, self-consistency r = I₁(κr)/I₀(κr)); zero of the first mode's rate",
+    reference="2512.01868 (noisy Transformer, beta = 0); docs/theory/mean_field.md §3.2",
+    params=Params,
+    dtypes=("float64",),
+    dtype_reason="the order parameter near the bifurcation is below float32 resolution",
+    quick={"kappa": [1.0, 1.75, 2.25, 3.0, 4.0], "cells": 128, "t_max": 150.0, "n": 500, "runs": 2,
+           "particle_t_max": 40.0, "step": 0.1},
+    claims=CLAIMS,
+)
+def run(p: Params, ctx: RunContext) -> Result:
+    kappas = np.asarray(p.kappa, float)
+    grid = CircleGrid(p.cells, device=ctx.device)
+    model = CircleModel(beta=0.0, model="sa", kappa=kappas.tolist())
+    rho0 = perturbed_uniform(grid, {1: p.amplitude})
+    times = np.linspace(0.0, p.t_max, 201)
+    pde = solve_circle(model, grid, rho0, p.t_max, save_times=times, progress=True)
+    order_t = np.stack([(fourier_coefficient(grid, r, 1).abs()).cpu().numpy() for r in pde.density])  # (T, K)
+    theory = np.array([self_consistent_order(k) for k in kappas])
+
+    # linear rate of mode 1: a separate short run from a tiny perturbation (linear regime);
+    # the rate is affine in 1/kappa, so its zero is interpolated in 1/kappa
+    linear_times = np.linspace(0.0, 5.0, 51)
+    linear = solve_circle(model, grid, perturbed_uniform(grid, {1: 1e-6}), 5.0, save_times=linear_times)
+    linear_t = np.stack([(fourier_coefficient(grid, r, 1).abs()).cpu().numpy() for r in linear.density])
+    rates = np.polyfit(linear_times, np.log(linear_t), 1)[0]
+    predicted_rates = 0.5 - 1.0 / kappas
 
     # particles: K kappas x runs systems of n tokens, one batch
     generator = ctx.generator()
@@ -117,30 +174,13 @@ def run(p: Params, ctx: RunContext) -> Result:
     ptimes = np.linspace(0.0, p.particle_t_max, 101)
     theta = noisy_angles(model, theta0, ptimes, step=p.step, generator=generator)
     r_t = torch.polar(torch.ones_like(theta), theta).mean(-1).abs().cpu().numpy()       # (T, K, runs)
-    r_run = r_t[ptimes >= 0.5 * p.particle_t_max].mean(0)                                 # (K, runs)
-    order_particles, order_particles_se = r_run.mean(1), r_run.std(1, ddof=1) / np.sqrt(p.runs)
-
-    away = np.abs(kappas - 2.0) >= 0.5
-    pde_error = float(np.abs(order_pde - theory)[away].max()) if away.any() else float("nan")
-    above = kappas >= 3.0
-    particle_z = np.abs(order_particles - theory)[above] / np.maximum(order_particles_se[above], 1e-3)
-    resolution = float(np.diff(kappas).max())
-    claims = [
-        claim_between("the PDE's order parameter switches on between neighbouring grid values around kappa = 2",
-                      "docs/theory/mean_field.md §3.2 (pitchfork at kappa = 2)", 2.0, bracket[0], bracket[1],
-                      detail=f"last disordered / first ordered grid kappa (r > {p.threshold}); grid step {resolution:g}"),
-        claim_less("the zero of the measured mode-1 rate is kappa = 2", "linear rate 1/2 - 1/kappa",
-                   abs(kappa_c_rate - 2.0), 1e-2 * resolution,
-                   detail=f"interpolated zero {kappa_c_rate:.6g} (linear in 1/kappa between grid values)"),
-        claim_less("stationary r of the PDE equals the self-consistent root (|kappa - 2| >= 0.5)",
-                   "r = I_1(kappa r)/I_0(kappa r)", pde_error, 1e-3,
-                   detail=f"max |r_PDE - r_theory| over {int(away.sum())} kappas, {p.cells} cells"),
-    ]
-    if above.any():
-        claims.append(claim_less(
-            "particles' stationary r agrees with the self-consistent root (kappa >= 3)", "propagation of chaos",
-            float(particle_z.max()), 4.0,
-            detail=f"max |r_particles - r_theory| / s.e. ({p.runs} systems of n = {p.n}, time average)"))
+    data = xr.Dataset(
+        {"order_pde": (("t", "kappa"), order_t), "order_particles": (("pt", "kappa", "run"), r_t),
+         "theory": (("kappa",), theory), "rate": (("kappa",), rates)},
+        coords={"t": times, "pt": ptimes, "kappa": kappas, "run": np.arange(p.runs)},
+    )
+    s = summary(data, p)
+    order_pde, order_particles, order_particles_se = s["order_pde"], s["order_particles"], s["order_particles_se"]
     fig = line_plot(
         kappas, {"PDE (stationary)": order_pde, f"particles (n = {p.n})": order_particles},
         xlabel="kappa", ylabel="order parameter r", markers=True,
@@ -151,19 +191,13 @@ def run(p: Params, ctx: RunContext) -> Result:
     )
     rate_fig = line_plot(kappas, {"PDE, measured": rates}, xlabel="kappa", ylabel="mode-1 linear rate", markers=True,
                          reference={"1/2 - 1/kappa": (kappas, predicted_rates)}, title="linear rate of the first mode")
-    data = xr.Dataset(
-        {"order_pde": (("t", "kappa"), order_t), "order_particles": (("pt", "kappa", "run"), r_t),
-         "theory": (("kappa",), theory), "rate": (("kappa",), rates)},
-        coords={"t": times, "pt": ptimes, "kappa": kappas, "run": np.arange(p.runs)},
-    )
     return Result(
-        experiment="noisy-kuramoto", params={},
         metrics={
             "kappa": kappas.tolist(), "order_pde": order_pde.tolist(), "order_theory": theory.tolist(),
             "order_particles": order_particles.tolist(), "order_particles_se": order_particles_se.tolist(),
-            "mode1_rate": rates.tolist(), "kappa_c_rate": kappa_c_rate, "kappa_c_bracket": list(bracket),
-            "pde_error": pde_error, "mass_error": float(pde.mass_error.max()),
+            "mode1_rate": rates.tolist(), "kappa_c_rate": s["kappa_c_rate"], "kappa_c_bracket": list(s["bracket"]),
+            "pde_error": s["pde_error"], "mass_error": float(pde.mass_error.max()),
             "min_density": float(pde.min_density.min()),
         },
-        claims=claims, data=data, figures={"order_parameter": fig, "linear_rate": rate_fig},
+        data=data, figures={"order_parameter": fig, "linear_rate": rate_fig},
     )

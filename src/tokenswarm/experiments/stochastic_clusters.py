@@ -15,7 +15,9 @@ import xarray as xr
 
 from tokenswarm.experiments.registry import RunContext, register
 from tokenswarm.fields import Attention
-from tokenswarm.io.results import Result, claim_greater
+from tokenswarm.io.claims import ClaimSet, RunSettings, Verdict, greater
+from tokenswarm.io.refs import Ref
+from tokenswarm.io.results import Result
 from tokenswarm.metrics import OUTCOMES, classify_outcome, pairwise_inner_products
 from tokenswarm.noise import ValueNoise
 from tokenswarm.plots import line_plot
@@ -35,6 +37,41 @@ class Params:
     threshold: float = field(default=0.9, metadata={"min_exclusive": 0, "max_exclusive": 1, "help": "|<x_i,x_j>| above this counts as merged/antipodal"})
 
 
+def summary(data: xr.Dataset, p: Params) -> dict[str, float]:
+    """Outcome fractions with their standard errors, and the noise-free flow's one-cluster fraction."""
+    outcome = data.outcome.values
+    fractions = {name: float((outcome == k).mean()) for k, name in enumerate(OUTCOMES)}
+    errors = {name: math.sqrt(max(f * (1 - f), 1.0 / p.runs) / p.runs) for name, f in fractions.items()}
+    return {**{f"fraction_{k}": v for k, v in fractions.items()},
+            **{f"standard_error_{k}": v for k, v in errors.items()},
+            "deterministic_one_cluster": float((data.deterministic_outcome.values == 0).mean())}
+
+
+CLAIMS = ClaimSet()
+
+
+@CLAIMS.rule("runs that do not collapse to one cluster", Ref("2601.21942", "abstract (noise prevents single-cluster collapse)"))
+def _not_collapsed(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
+    s = summary(data, p)
+    error = s["standard_error_one_cluster"]
+    return greater(1 - s["fraction_one_cluster"], 3 * error,
+                   detail=f"fraction of {p.runs} runs not in one cluster at t = {p.t_max:g} (3 s.e. = {3 * error:.3g})")
+
+
+@CLAIMS.rule("antipodal formations persist for n > 2", Ref("2601.21942", "abstract (numerics)"))
+def _antipodal(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
+    s = summary(data, p)
+    return greater(s["fraction_antipodal"], 3 * s["standard_error_antipodal"],
+                   detail=f"fraction of runs ending in two antipodal clusters (n = {p.n}, d = {p.d}, beta = {p.beta:g}); "
+                          f"s.e. {s['standard_error_antipodal']:.3g}")
+
+
+@CLAIMS.rule("deterministic flow from the same starts: one cluster", Ref("2312.10794", "Thm 6.1"))
+def _deterministic(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
+    return greater(summary(data, p)["deterministic_one_cluster"], 0.99,
+                   detail=f"fraction of the {p.runs} starts that end in one cluster without noise")
+
+
 @register(
     "stochastic-clusters",
     title="Common value noise prevents collapse: antipodal clusters for n > 2",
@@ -42,6 +79,7 @@ class Params:
     reference="2601.21942 abstract (numerics for n > 2 tokens)",
     params=Params,
     quick={"runs": 200, "t_max": 150.0, "steps": 1500},
+    claims=CLAIMS,
 )
 def run(p: Params, ctx: RunContext) -> Result:
     generator = ctx.generator()
@@ -51,29 +89,9 @@ def run(p: Params, ctx: RunContext) -> Result:
     traj = integrate_sde(None, noise, x0, p.t_max, p.steps, solver=EulerMaruyama(), generator=ctx.generator(1), progress=True)
     final = traj.final
     outcome = classify_outcome(final, p.threshold).cpu().numpy()
-    fractions = {name: float((outcome == k).mean()) for k, name in enumerate(OUTCOMES)}
-    errors = {name: math.sqrt(max(f * (1 - f), 1.0 / p.runs) / p.runs) for name, f in fractions.items()}
 
     deterministic = integrate(Attention(p.beta), x0, [0.0, p.t_max], RK4(step=0.05)).final
-    deterministic_one = float((classify_outcome(deterministic, p.threshold) == 0).double().mean())
-
-    claims = [
-        claim_greater(
-            "runs that do not collapse to one cluster", "2601.21942 abstract (noise prevents single-cluster collapse)",
-            1 - fractions["one_cluster"], 3 * errors["one_cluster"],
-            detail=f"fraction of {p.runs} runs not in one cluster at t = {p.t_max:g} (3 s.e. = {3 * errors['one_cluster']:.3g})",
-        ),
-        claim_greater(
-            "antipodal formations persist for n > 2", "2601.21942 abstract (numerics)",
-            fractions["antipodal"], 3 * errors["antipodal"],
-            detail=f"fraction of runs ending in two antipodal clusters (n = {p.n}, d = {p.d}, beta = {p.beta:g}); "
-                   f"s.e. {errors['antipodal']:.3g}",
-        ),
-        claim_greater(
-            "deterministic flow from the same starts: one cluster", "2312.10794 Thm 6.1",
-            deterministic_one, 0.99, detail=f"fraction of the {p.runs} starts that end in one cluster without noise",
-        ),
-    ]
+    deterministic_outcome = classify_outcome(deterministic, p.threshold).cpu().numpy()
     pairs = pairwise_inner_products(final).cpu().numpy().ravel()
     counts, edges = np.histogram(pairs, bins=80, range=(-1, 1))
     centres = 0.5 * (edges[1:] + edges[:-1])
@@ -82,14 +100,11 @@ def run(p: Params, ctx: RunContext) -> Result:
         title=f"Final pairwise inner products, n = {p.n}, d = {p.d}, beta = {p.beta:g}, {p.runs} runs",
     )
     data = xr.Dataset(
-        {"outcome": ("run", outcome), "pair_histogram": ("bin", counts)},
+        {"outcome": ("run", outcome), "deterministic_outcome": ("run", deterministic_outcome),
+         "pair_histogram": ("bin", counts)},
         coords={"run": np.arange(p.runs), "bin": centres},
         attrs={"outcomes": "0 one cluster, 1 antipodal, 2 other"},
     )
     return Result(
-        experiment="stochastic-clusters", params={"sigma2": sigma2},
-        metrics={**{f"fraction_{k}": v for k, v in fractions.items()},
-                 **{f"standard_error_{k}": v for k, v in errors.items()},
-                 "deterministic_one_cluster": deterministic_one},
-        claims=claims, data=data, figures={"pair_histogram": figure},
+        params={"sigma2": sigma2}, metrics=summary(data, p), data=data, figures={"pair_histogram": figure},
     )

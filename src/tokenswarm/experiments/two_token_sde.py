@@ -21,7 +21,9 @@ import torch
 import xarray as xr
 
 from tokenswarm.experiments.registry import RunContext, register
-from tokenswarm.io.results import Result, claim_less
+from tokenswarm.io.claims import ClaimSet, RunSettings, Verdict, less
+from tokenswarm.io.refs import Ref
+from tokenswarm.io.results import Result
 from tokenswarm.nets import ValueNoiseTransformer
 from tokenswarm.noise import ValueNoise
 from tokenswarm.plots._common import new_figure, style
@@ -96,6 +98,51 @@ def _phase_figure(p: Params, critical: dict[int, float], simulated: np.ndarray):
     return figure
 
 
+def _sigma2(p: Params) -> float:
+    return p.sigma2 if p.sigma2 is not None else 1.0 / p.d
+
+
+def summary(data: xr.Dataset, p: Params) -> dict:
+    """The measurements of a run, from its dataset: simulated vs predicted antipodal fractions."""
+    antipodal = data.antipodal.values
+    predicted_t = data.predicted_antipodal_t.values
+    expected_se = np.sqrt(np.maximum(predicted_t * (1 - predicted_t), 1.0 / p.runs) / p.runs)
+    z = np.abs(antipodal - predicted_t) / expected_se
+    critical = float(data.critical_beta.sel(d=p.d))
+    subcritical = np.asarray(p.beta) < critical
+    return {"antipodal": antipodal, "predicted_t": predicted_t, "max_z": float(z.max()),
+            "critical_beta": critical, "subcritical": subcritical}
+
+
+CLAIMS = ClaimSet()
+
+
+@CLAIMS.rule("antipodal fraction matches the rho-diffusion prediction", Ref("2601.21942", "Thm 2 (our derivation, docs/two_token.md)"))
+def _matches_diffusion(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
+    s = summary(data, p)
+    return less(
+        s["max_z"], 4.0,
+        detail=f"max over beta of |simulated - predicted| / s.e. at t = {p.t_max:g} ({p.method}, {p.runs} runs per beta, "
+               f"d = {p.d}, sigma2 = {_sigma2(p):.3g}); simulated {np.round(s['antipodal'], 4).tolist()}, "
+               f"predicted {np.round(s['predicted_t'], 4).tolist()}",
+    )
+
+
+@CLAIMS.rule("no antipodal attraction below beta_c(d)", Ref("2601.21942", "Thm 2 (phase transition)"))
+def _no_attraction_below(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict | None:
+    s = summary(data, p)
+    subcritical = s["subcritical"]
+    if not subcritical.any():
+        return None
+    # Below beta_c the state -1 repels: only runs still passing near it at t_max count.
+    bound = float(s["predicted_t"][subcritical].max() + 4.0 / math.sqrt(p.runs))
+    return less(
+        float(s["antipodal"][subcritical].max()), bound,
+        detail=f"largest antipodal fraction for beta < beta_c({p.d}) = {s['critical_beta']:.4f}; bound = finite-t "
+               f"prediction + 4/sqrt(runs); scale-function limit there is 0",
+    )
+
+
 @register(
     "two-token-sde",
     title="Two tokens under value noise: antipodal states attract above beta_c(d)",
@@ -103,46 +150,27 @@ def _phase_figure(p: Params, critical: dict[int, float], simulated: np.ndarray):
     reference="2601.21942 Thm 2 (two-token phase transition)",
     params=Params,
     quick={"runs": 600, "beta": [0.5, 1.5, 3.0], "t_max": 40.0, "layers": 1000},
+    claims=CLAIMS,
 )
 def run(p: Params, ctx: RunContext) -> Result:
-    sigma2 = p.sigma2 if p.sigma2 is not None else 1.0 / p.d
+    sigma2 = _sigma2(p)
     rho = final_inner_products(p, sigma2, ctx)
     antipodal = (rho < -p.threshold).mean(axis=1)
     collapsed = (rho > p.threshold).mean(axis=1)
     predicted_t = np.array([two_token.classified_fraction(p.t_max, p.rho0, b, p.d, sigma2, threshold=p.threshold)
                             for b in p.beta])
     predicted_inf = np.array([two_token.antipodal_probability(p.rho0, b, p.d) for b in p.beta])
-    expected_se = np.sqrt(np.maximum(predicted_t[:, 0] * (1 - predicted_t[:, 0]), 1.0 / p.runs) / p.runs)
-    z = np.abs(antipodal - predicted_t[:, 0]) / expected_se
     critical = {d: float(two_token.critical_beta(d)) for d in sorted(set(p.phase_d) | {p.d})}
-    claims = [
-        claim_less(
-            "antipodal fraction matches the rho-diffusion prediction", "2601.21942 Thm 2 (our derivation, docs/two_token.md)",
-            float(z.max()), 4.0,
-            detail=f"max over beta of |simulated - predicted| / s.e. at t = {p.t_max:g} ({p.method}, {p.runs} runs per beta, "
-                   f"d = {p.d}, sigma2 = {sigma2:.3g}); simulated {np.round(antipodal, 4).tolist()}, "
-                   f"predicted {np.round(predicted_t[:, 0], 4).tolist()}",
-        ),
-    ]
-    subcritical = np.asarray(p.beta) < critical[p.d]
-    if subcritical.any():
-        # Below beta_c the state -1 repels: only runs still passing near it at t_max count.
-        bound = float(predicted_t[subcritical, 0].max() + 4.0 / math.sqrt(p.runs))
-        claims.append(claim_less(
-            "no antipodal attraction below beta_c(d)", "2601.21942 Thm 2 (phase transition)",
-            float(antipodal[subcritical].max()), bound,
-            detail=f"largest antipodal fraction for beta < beta_c({p.d}) = {critical[p.d]:.4f}; bound = finite-t "
-                   f"prediction + 4/sqrt(runs); scale-function limit there is 0",
-        ))
     simulated = np.stack([antipodal, np.sqrt(np.maximum(antipodal * (1 - antipodal), 1 / p.runs) / p.runs), predicted_t[:, 0]], 1)
     figure = _phase_figure(p, critical, simulated)
     data = xr.Dataset(
         {"rho_final": (("beta", "run"), rho), "antipodal": ("beta", antipodal), "collapsed": ("beta", collapsed),
-         "predicted_antipodal_t": ("beta", predicted_t[:, 0]), "predicted_antipodal": ("beta", predicted_inf)},
-        coords={"beta": p.beta, "run": np.arange(p.runs)},
+         "predicted_antipodal_t": ("beta", predicted_t[:, 0]), "predicted_antipodal": ("beta", predicted_inf),
+         "critical_beta": ("d", list(critical.values()))},
+        coords={"beta": p.beta, "run": np.arange(p.runs), "d": list(critical)},
     )
     return Result(
-        experiment="two-token-sde", params={"sigma2_used": sigma2},
+        params={"sigma2_used": sigma2},
         metrics={
             "antipodal_fraction": antipodal.tolist(), "collapse_fraction": collapsed.tolist(),
             "standard_error": np.sqrt(antipodal * (1 - antipodal) / p.runs).tolist(),
@@ -150,5 +178,5 @@ def run(p: Params, ctx: RunContext) -> Result:
             "predicted_collapse_at_t_max": predicted_t[:, 1].tolist(), "critical_beta": critical[p.d],
             "critical_beta_by_d": {str(d): v for d, v in critical.items()},
         },
-        claims=claims, data=data, figures={"two_token": figure},
+        data=data, figures={"two_token": figure},
     )
