@@ -194,3 +194,12 @@ def test_negative_controls_make_their_claims_fail(equiangular_run):
     for rule in rules:
         assert all(claim.passed for claim in rule.evaluate(data, params, run)), rule.title
         assert all(claim.passed is False for claim in rule.evaluate(rule.control(data), params, run)), rule.title
+
+
+def test_every_experiment_states_its_claims_as_rules_on_its_data():
+    load_all()
+    builders = [name for name in registry.names() if registry.get(name).claims is None]
+    assert not builders, f"experiments still building claims inside run(): {builders}"
+    for name in registry.names():
+        for rule in registry.get(name).claims.rules:
+            assert rule.refs and all(ref.paper for ref in rule.refs), (name, rule.title)
