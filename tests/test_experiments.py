@@ -90,6 +90,8 @@ INTENDED_CHANGES = {
     "noise-accuracy": "redesigned as noise on against off with paired seeds (issue 10)",
     "synchronization": "decay rates fitted above the float64 floor only (issue 10)",
     "hybrid-threshold": "coupled depths extrapolated in 1/L; default depth and streams changed (issue 10)",
+    "common-noise-pde": "the n^(-1/2) rate is an equivalence test with a propagated Monte Carlo error "
+                        "(issue 14); inconclusive at quick size (2 draws per n)",
     "pde-vs-transformer": "claims on an untrained quick ViT are inconclusive, and each layer is decided by its "
                           "interval (issue 14); measured values unchanged",
 }

@@ -58,3 +58,18 @@ def test_equivalence_decides_three_ways(estimate, se, expected):
     decision = equivalence(estimate, se, dof=20, target=-0.5, tolerance=0.1)
     assert decision.status == expected
     assert decision.passed == {"pass": True, "fail": False, "inconclusive": None}[expected]
+
+
+def test_slope_of_means_propagates_the_monte_carlo_error():
+    from tokenswarm.stats import loglog_slope_of_means
+    rng = np.random.default_rng(1)
+    x = np.array([100.0, 400.0, 1600.0])
+    slopes, ses = [], []
+    for _ in range(400):  # the propagated s.e. matches the scatter of the slope over repetitions
+        draws = x[:, None] ** -0.5 * (1 + 0.2 * rng.standard_normal((3, 50)))
+        slope, se, dof = loglog_slope_of_means(x, draws)
+        slopes.append(slope)
+        ses.append(se)
+    assert dof == 3 * 49
+    assert abs(np.mean(slopes) + 0.5) < 0.01
+    assert np.std(slopes) == pytest.approx(np.mean(ses), rel=0.15)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from scipy import stats as _scipy_stats
 
-__all__ = ["mean_se", "loglog_slope", "t_interval", "slope_over_draws", "Decision", "equivalence"]
+__all__ = ["mean_se", "loglog_slope", "loglog_slope_of_means", "t_interval", "slope_over_draws", "Decision", "equivalence"]
 
 
 def mean_se(values: Any) -> tuple[float, float]:
@@ -35,6 +35,27 @@ def loglog_slope(x: Any, y: Any) -> tuple[float, float]:
     residual = ly - (slope * lx + intercept)
     se = math.sqrt(float((residual**2).sum()) / (lx.size - 2) / float(((lx - lx.mean()) ** 2).sum()))
     return float(slope), se
+
+
+def loglog_slope_of_means(x: Any, draws: Any) -> tuple[float, float, int]:
+    """Log-log slope of the mean of independent draws against ``x``, with a propagated standard error.
+
+    ``draws`` has shape ``(len(x), runs)``: independent draws at each ``x``. The slope is the
+    least-squares slope of ``log mean`` against ``log x``; its standard error propagates the
+    standard error of each mean (delta method: ``se(log m) = se(m)/m``) through the linear fit,
+    so it measures the Monte Carlo uncertainty of the points rather than their misfit to a line.
+    ``dof`` pools the points' standard errors, ``len(x) (runs - 1)`` (they are estimated from
+    independent draws with similar relative scatter). Returns ``(slope, se, dof)``.
+    """
+    lx = np.log(np.asarray(x, float))
+    values = np.asarray(draws, float)
+    if values.ndim != 2 or values.shape[0] != lx.size or lx.size < 2 or values.shape[1] < 2:
+        raise ValueError(f"need draws of shape ({lx.size}, runs >= 2), got {values.shape}")
+    means = values.mean(1)
+    log_se = values.std(1, ddof=1) / math.sqrt(values.shape[1]) / means
+    weights = (lx - lx.mean()) / float(((lx - lx.mean()) ** 2).sum())
+    slope = float(weights @ np.log(means))
+    return slope, float(math.sqrt(float((weights**2 * log_se**2).sum()))), int(lx.size * (values.shape[1] - 1))
 
 
 def t_interval(estimate: float, se: float, dof: int, level: float = 0.95) -> tuple[float, float]:

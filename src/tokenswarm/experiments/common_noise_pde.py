@@ -25,7 +25,7 @@ import numpy as np
 import xarray as xr
 
 from tokenswarm.experiments.registry import RunContext, register
-from tokenswarm.io.claims import ClaimSet, RunSettings, Verdict, between, less
+from tokenswarm.io.claims import ClaimSet, RunSettings, Verdict, between, equivalent, less
 from tokenswarm.io.refs import Ref
 from tokenswarm.io.results import Result
 from tokenswarm.meanfield.circle import (
@@ -39,7 +39,7 @@ from tokenswarm.meanfield.circle import (
 from tokenswarm.meanfield.particles import common_noise_angles
 from tokenswarm.noise import BrownianPath, FieldNoise
 from tokenswarm.plots import angle_histograms, coarsen, line_plot, space_time
-from tokenswarm.stats import loglog_slope
+from tokenswarm.stats import loglog_slope, loglog_slope_of_means
 from tokenswarm.theory.random_mlp import ActivationName
 
 
@@ -99,10 +99,15 @@ def _coupling(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
                 detail=f"W1(particles, SPDE same noise) / W1(particles, SPDE independent noise) at t_max, n = {p.n[-1]}")
 
 
+#: How close to -1/2 the fitted rate must be: the rate is asymptotic, so finite n may bend it.
+RATE_TOLERANCE = 0.15
+
+
 @CLAIMS.rule("W1(particles, SPDE) falls like n^(-1/2) at t_max", Ref("2604.26898", "Prop. 1.2 (d = 2: n^(-1/2))"))
 def _rate(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
-    s = summary(data, p)
-    return between(s["slope"], -0.7, -0.3, detail=f"fitted slope over n = {p.n} ({p.runs} draws each), s.e. {s['slope_se']:.3f}")
+    slope, se, dof = loglog_slope_of_means(data.n.values, data.w1.values[:, :, -1])
+    return equivalent(slope, se, dof, -0.5, RATE_TOLERANCE,
+                      detail=f"slope of the mean W1 over n = {p.n} ({p.runs} draws each; s.e. propagated from the draws)")
 
 
 @register(
