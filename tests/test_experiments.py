@@ -92,6 +92,8 @@ INTENDED_CHANGES = {
     "hybrid-threshold": "coupled depths extrapolated in 1/L; default depth and streams changed (issue 10)",
     "common-noise-pde": "the n^(-1/2) rate is an equivalence test with a propagated Monte Carlo error "
                         "(issue 14); inconclusive at quick size (2 draws per n)",
+    "mean-field": "the n^(-1/2) rate is an equivalence test with a propagated Monte Carlo error (issue 14); "
+                  "inconclusive at quick size (3 draws per n)",
     "pde-vs-transformer": "claims on an untrained quick ViT are inconclusive, and each layer is decided by its "
                           "interval (issue 14); measured values unchanged",
 }
