@@ -39,19 +39,26 @@ def machine() -> dict:
             "python": platform.python_version()}
 
 
+# Run by a small interpreter (no torch): a child forked from a large process starts with that
+# process's resident set as its ru_maxrss, so the command is started from this launcher instead.
+_LAUNCHER = """
+import os, subprocess, sys
+child = subprocess.Popen(sys.argv[1:])
+_, status, usage = os.wait4(child.pid, 0)
+sys.stderr.write("\\n@peak_kib %d\\n" % usage.ru_maxrss)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def run_child(argv: list[str]) -> tuple[float, float, str]:
-    """(wall seconds, peak resident MiB of that child, its stdout) of one command."""
+    """(wall seconds, peak resident MiB of the command's process, its stdout) of one command."""
     start = time.perf_counter()
-    with tempfile.TemporaryFile() as out:
-        child = subprocess.Popen(argv, stdout=out, stderr=subprocess.DEVNULL)
-        _, status, usage = os.wait4(child.pid, 0)
-        child.returncode = os.waitstatus_to_exitcode(status)
-        wall = time.perf_counter() - start
-        out.seek(0)
-        text = out.read().decode()
-    if child.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} exited with {child.returncode}")
-    return wall, usage.ru_maxrss / 1024.0, text
+    done = subprocess.run([sys.executable, "-c", _LAUNCHER, *argv], capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} exited with {done.returncode}: {done.stderr[-2000:]}")
+    peak = next(float(line.split()[1]) for line in reversed(done.stderr.splitlines()) if line.startswith("@peak_kib"))
+    return wall, peak / 1024.0, done.stdout
 
 
 def _summary(values: list[float]) -> dict:
