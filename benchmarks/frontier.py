@@ -93,6 +93,7 @@ def main(runs: int = 256) -> None:
         print(json.dumps(rows[-1]), flush=True)
 
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -103,6 +104,7 @@ def main(runs: int = 256) -> None:
         ax.loglog([r["seconds"] for r in sel], [r["error"] for r in sel], marker=marker, label=f"{scheme} scheme")
         for r in sel:
             ax.annotate(f"{r['step']:g}", (r["seconds"], r["error"]), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.axhline(0.01, color="grey", lw=0.8, ls="--")
     ax.set_xlabel(f"wall time of the job (s; {runs} runs x {len(BETAS)} betas, t to 30, 1 thread)")
     ax.set_ylabel("relative error of the clustering time")
