@@ -32,8 +32,8 @@ DELTA = 1e-3
 #: Tokens x dims simulated at once (64 MiB in float64); beta is chunked to fit.
 STATE_BUDGET = 8 << 20
 #: On a CPU, the bytes of one ``n x n`` buffer of a piece of systems integrated together: small
-#: enough that a step's buffers stay in a core's cache (measured on 2 cores, n = 32, float64:
-#: 64 systems per piece took 0.8x the time of 256 and 0.6x that of 2048).
+#: enough that a step's buffers stay in a core's cache (measured on 2 shared cores, n = 32,
+#: float64: pieces of 32-128 systems took 0.75-0.9x the time of 256 and about half that of 2048).
 CACHE_BYTES = 1 << 19
 #: Scheme names of the phase-diagram experiments -> integrator methods.
 SCHEMES = {"accurate": RK4, "authors": Authors}
