@@ -4,6 +4,9 @@
 of the attention velocity with the default (fused, linear-memory) backend against a
 same-process GEMM and the dense baseline; ``tokenswarm bench meanfield -p cells=4096 -p beta=9``
 times one circle mean-field solve against its FFT convolutions; see :mod:`tokenswarm.runtime.perf`.
+``tokenswarm bench all [--json] [-p runs=2048] [-p out=docs/benchmarks.md]`` runs every figure of
+docs/benchmarks.md, each against its baseline measured in the same call
+(:mod:`tokenswarm.runtime.ensemble_perf`), and writes that page when ``out`` is given.
 """
 
 from __future__ import annotations
@@ -41,7 +44,32 @@ class MeanFieldParams:
     model: Literal["sa", "usa"] = field(default="sa", metadata={"help": "attention normalisation"})
 
 
-TARGETS = {"field": FieldParams, "meanfield": MeanFieldParams}
+@dataclass
+class AllParams:
+    runs: int = field(default=2048, metadata={"min": 16, "help": "runs per beta of the Fig. 3 job (the issue's size: 2048)"})
+    repeats: int = field(default=1, metadata={"min": 1, "help": "alternated repetitions of the Fig. 3 job"})
+    span_runs: int = field(default=512, metadata={"min": 16, "help": "runs per beta of the span-reduction and float32 ratios"})
+    sde_runs: int = field(default=4000, metadata={"min": 16, "help": "runs of the two-token SDE ensembles"})
+    out: str = field(default="", metadata={"help": "write the Markdown page here (e.g. docs/benchmarks.md)"})
+
+
+TARGETS = {"field": FieldParams, "meanfield": MeanFieldParams, "all": AllParams}
+
+
+def bench_all(params: AllParams, device) -> dict:
+    """Every figure of docs/benchmarks.md (CPU), each against its same-call baseline."""
+    from tokenswarm.runtime import ensemble_perf as ep
+    from tokenswarm.runtime.perf import gemm_gflops
+
+    results = {"machine": ep.machine()}
+    results["gemm_gflops"] = {"float64": gemm_gflops(parse_dtype("float64"), device, size=2048),
+                              "float32": gemm_gflops(parse_dtype("float32"), device, size=2048)}
+    results["field"] = dataclasses.asdict(bench_field(4096, 64, dtype=parse_dtype("float32"), device=device, repeats=3))
+    results["phase_job"] = ep.bench_phase_job(runs=params.runs, repeats=params.repeats)
+    results["span_reduction"] = ep.bench_span_reduction(runs=params.span_runs)
+    results["float32"] = ep.bench_float32(runs=params.span_runs)
+    results["two_token"] = ep.bench_two_token(runs=params.sde_runs)
+    return results
 
 
 def bench_command(target: str, overrides: dict[str, str], json_output: bool, device: str) -> int | None:
@@ -50,6 +78,23 @@ def bench_command(target: str, overrides: dict[str, str], json_output: bool, dev
     params = parse_overrides(TARGETS[target], overrides, experiment=f"bench {target}")
     torch_device = parse_device(device)
     start = time.perf_counter()
+    if target == "all":
+        if torch_device.type != "cpu":
+            raise UsageError("bench all measures the CPU against child processes; use bench field --device for an accelerator")
+        results = bench_all(params, torch_device)
+        if params.out:
+            from tokenswarm.runtime.ensemble_perf import markdown
+
+            with open(params.out, "w") as page:
+                page.write(markdown(results))
+        if json_output:
+            sys.stdout.write(json.dumps({"benchmark": "all", "params": dataclasses.asdict(params), "metrics": results,
+                                         "seconds": time.perf_counter() - start}) + "\n")
+        else:
+            from tokenswarm.runtime.ensemble_perf import markdown
+
+            sys.stdout.write(markdown(results))
+        return 0
     if target == "meanfield":
         measured = bench_meanfield(params.cells, params.beta, params.t_max, params.model, device=torch_device)
     else:

@@ -73,9 +73,15 @@ def _check_budget(x0: torch.Tensor, times: torch.Tensor, solver: Solver, step: f
     check_solve_memory(x0, 0 if observe_given else times.numel(),
                        f"integrating {tuple(x0.shape)} tokens to {times.numel()} output times")
     if not solver.adaptive:
-        spans = times.diff()
-        count = float(torch.ceil(spans / step - 1e-9).clamp(min=0).sum()) if spans.numel() else 0.0
+        count = float(sum(substeps(t1 - t0, step)[0] for t0, t1 in zip(times[:-1].tolist(), times[1:].tolist())))
         check_steps(count, f"integrating from t = {float(times[0]):g} to {float(times[-1]):g} with step {step:g}")
+
+
+def substeps(span: float, step: float) -> tuple[int, float]:
+    """``(count, h)``: the ``ceil(span / step)`` equal sub-steps a fixed-step solver takes over
+    ``span`` (none when ``span <= 0``; the ``1e-9`` keeps ``span = k * step`` at ``k`` steps)."""
+    count = math.ceil(span / step - 1e-9) if span > 0 else 0
+    return count, span / max(count, 1)
 
 
 def _stack(records: list) -> Any:
@@ -229,23 +235,39 @@ def _resolve_solver(solver, method, step, rtol, atol, authors_usa_step) -> Solve
 
 
 def _fixed(field, x, times, method, step, record, max_steps, progress):
+    """The fixed-step loop. Finiteness is checked once per output time, not per step (a check
+    is a host synchronisation on an accelerator); a non-finite state stays non-finite, so when
+    the check fails the interval is replayed from its start, step by step, to name the first
+    bad step."""
     records = [record(x)]
     steps = 0
     with _progress(progress, float(times[-1] - times[0])) as bar:
         for t0, t1 in zip(times[:-1].tolist(), times[1:].tolist()):
             span = t1 - t0
-            count = math.ceil(span / step - 1e-9) if span > 0 else 0
-            h = span / max(count, 1)
+            count, h = substeps(span, step)
+            if steps + count > max_steps:
+                raise RuntimeError(f"more than max_steps={max_steps} steps")
+            start = x
             for k in range(count):
-                t = t0 + k * h
-                x = method.advance(field, t, x, h)
-                steps += 1
-                _check_finite(x, t + h, steps)
-                if steps > max_steps:
-                    raise RuntimeError(f"more than max_steps={max_steps} steps")
+                x = method.advance(field, t0 + k * h, x, h)
+            if count and not bool(torch.isfinite(x).all()):
+                _replay_to_first_non_finite(field, start, t0, h, count, method, steps)
+            steps += count
             records.append(record(x))
             bar.advance(span)
     return records, {"steps": steps, "evaluations": steps * method.evaluations_per_step, "rejected": 0}
+
+
+def _replay_to_first_non_finite(field, x, t0, h, count, method, steps_before):
+    """Repeat the ``count`` steps from ``x`` at ``t0``, checking each, and raise at the first
+    non-finite state (the steps are deterministic, so the replay meets it again)."""
+    for k in range(count):
+        x = method.advance(field, t0 + k * h, x, h)
+        _check_finite(x, t0 + (k + 1) * h, steps_before + k + 1)
+    raise NonFiniteStateError(
+        f"non-finite token state between t = {t0:.6g} and t = {t0 + count * h:.6g} that a step-by-step replay "
+        "did not reproduce; reduce the step, beta, or use float64"
+    )
 
 
 def _error_ratio(error, x, x_new, rtol, atol):
