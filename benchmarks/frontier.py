@@ -24,7 +24,7 @@ import torch
 from tokenswarm.ensembles import DELTA, clustered_fraction
 from tokenswarm.fields import Attention
 from tokenswarm.solve import RK4, Authors
-from tokenswarm.solve.ensemble import AttentionEnsemble
+from tokenswarm.ensembles.engine import AttentionEnsemble
 from tokenswarm.sphere import sample_uniform, span_basis
 
 N, D, BETAS = 32, 128, (1.0, 4.0)

@@ -63,7 +63,7 @@ def test_attention_ensemble_matches_integrate(scheme, model, n, d):
     from tokenswarm.ensembles import SCHEMES
     from tokenswarm.fields import Attention
     from tokenswarm.solve import integrate
-    from tokenswarm.solve.ensemble import AttentionEnsemble
+    from tokenswarm.ensembles.engine import AttentionEnsemble
     from tokenswarm.sphere import sample_uniform, span_basis
 
     beta = 0.7 if model == "usa" else 3.0
@@ -81,7 +81,7 @@ def test_attention_ensemble_matches_integrate(scheme, model, n, d):
 
 def test_attention_ensemble_shifts_large_logits():
     from tokenswarm.solve import Authors
-    from tokenswarm.solve.ensemble import AttentionEnsemble
+    from tokenswarm.ensembles.engine import AttentionEnsemble
 
     x = torch.nn.functional.normalize(torch.randn(3, 4, 4, generator=torch.Generator().manual_seed(2), dtype=torch.float64), dim=-1)
     ensemble = AttentionEnsemble(x, 500.0, normalization="sa", solver=Authors(step=0.1))

@@ -81,7 +81,7 @@ PAGE_SCRIPT = """(() => {
 @pytest.fixture(scope="module")
 def seen(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seen]:
     register_all()
-    register("fake_fail", title="Fake experiment with a failing claim", reference="fake 0000.00000 §3",
+    register("fake_fail", title="Fake experiment with a failing claim", reference="0000.00000 fake §3",
              params=FakeParams, quick={"n": 4, "fail_claim": True})(run_fake_ok)
     out = tmp_path_factory.mktemp("browser") / "report"
     try:

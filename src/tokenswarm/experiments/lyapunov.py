@@ -40,14 +40,24 @@ class Params:
     eps0: float = field(default=1e-7, metadata={"min_exclusive": 0, "help": "renormalised separation"})
 
 
+def renormalised_separation(p: Params, dtype: torch.dtype) -> float:
+    """The renormalised separation actually used: ``eps0``, but at least 10^4 ulps of the precision.
+
+    A separation below what the dtype resolves rounds to zero (float32 with the default 1e-7
+    gave ``log 0``); 10^4 ulps keep the separation's rounding error at 1e-4 relative while the
+    pair stays in the linear regime (1.2e-3 in float32; float64 keeps 1e-7)."""
+    return max(p.eps0, 1e4 * torch.finfo(dtype).eps)
+
+
 def measure_lyapunov(activation, p: Params, generator, dtype, device):
     """Per-run growth rates ``(1/T) Σ log(|x - y| / eps0)``, shape ``(runs,)``."""
+    eps0 = renormalised_separation(p, dtype)
     layer = RandomMLPTransformer(1, width=p.width, activation=activation, attention_sign=0.0,
                                  sigma_u=p.bias, sigma_w=p.bias, t_max=p.step)
     x = sample_uniform(1, p.d, p.runs, generator=generator, dtype=dtype, device=device)
     direction = project(x, torch.randn(x.shape, generator=generator, dtype=dtype, device=device))
     direction = direction / direction.norm(dim=-1, keepdim=True)
-    pair = torch.cat([x, retract(x + p.eps0 * direction)], dim=-2)  # (runs, 2, d)
+    pair = torch.cat([x, retract(x + eps0 * direction)], dim=-2)  # (runs, 2, d)
     steps = round(p.t_max / p.step)
     check_steps(steps, f"a Lyapunov run to T = {p.t_max:g} with step {p.step:g}")
     total = torch.zeros(p.runs, dtype=torch.float64, device=device)
@@ -55,8 +65,8 @@ def measure_lyapunov(activation, p: Params, generator, dtype, device):
         pair = layer(pair, generator)
         separation = pair[..., 1, :] - pair[..., 0, :]
         norm = separation.norm(dim=-1)
-        total += torch.log(norm / p.eps0).double()
-        moved = retract(pair[..., 0, :] + p.eps0 * separation / norm.unsqueeze(-1))
+        total += torch.log(norm / eps0).double()
+        moved = retract(pair[..., 0, :] + eps0 * separation / norm.unsqueeze(-1))
         pair = torch.stack([pair[..., 0, :], moved], dim=-2)
     return (total / (steps * p.step)).cpu().numpy()
 
@@ -110,7 +120,8 @@ def run(p: Params, ctx: RunContext) -> Result:
     data = xr.Dataset({"measured": ("activation", [measured[a] for a in names]),
                        "standard_error": ("activation", [errors[a] for a in names]),
                        "lambda_1": ("activation", [predicted[a] for a in names])},
-                      coords={"activation": names})
+                      coords={"activation": names},
+                      attrs={"eps0_used": renormalised_separation(p, ctx.dtype)})
     return Result(
         metrics={"lyapunov": measured[first], "lambda_1": predicted[first], "standard_error": errors[first],
                  "by_activation": {a: {"measured": measured[a], "standard_error": errors[a], "lambda_1": predicted[a]}

@@ -21,7 +21,7 @@ from tokenswarm.runtime.budget import check_steps
 from tokenswarm.runtime.progress import progress_bar
 from tokenswarm.runtime.threads import torch_threads
 from tokenswarm.solve import RK4, Authors, integrate
-from tokenswarm.solve.ensemble import AttentionEnsemble
+from tokenswarm.ensembles.engine import AttentionEnsemble
 from tokenswarm.solve.ode import NonFiniteStateError, substeps
 from tokenswarm.sphere import sample_uniform, span_basis
 
@@ -67,7 +67,7 @@ def clustered_fraction(
     per-system ``beta`` of shape ``(chunk, 1)``; the default is ``Q = K = V = I``.
     ``weight_elements`` (numbers drawn per system by ``make_field``) enters the memory budget.
 
-    With the default field the systems are integrated by :class:`~tokenswarm.solve.ensemble.AttentionEnsemble`
+    With the default field the systems are integrated by :class:`~tokenswarm.ensembles.engine.AttentionEnsemble`
     in pieces of ``systems_per_piece`` (default: what keeps an ``n x n`` buffer in cache,
     :func:`piece_size`) on ``workers`` threads (default: the torch threads at the call; each piece
     runs on one). Starts are drawn piece by piece in the order of one ``(betas, runs)`` draw; on a
