@@ -90,12 +90,18 @@ INTENDED_CHANGES = {
     "noise-accuracy": "redesigned as noise on against off with paired seeds (issue 10)",
     "synchronization": "decay rates fitted above the float64 floor only (issue 10)",
     "hybrid-threshold": "coupled depths extrapolated in 1/L; default depth and streams changed (issue 10)",
+}
+
+
+# Experiments whose verdicts changed on purpose while every measured number stayed: their
+# metrics and measured claim values are still compared, their pass/fail is not.
+VERDICT_CHANGES = {
     "common-noise-pde": "the n^(-1/2) rate is an equivalence test with a propagated Monte Carlo error "
                         "(issue 14); inconclusive at quick size (2 draws per n)",
     "mean-field": "the n^(-1/2) rate is an equivalence test with a propagated Monte Carlo error (issue 14); "
                   "inconclusive at quick size (3 draws per n)",
     "pde-vs-transformer": "claims on an untrained quick ViT are inconclusive, and each layer is decided by its "
-                          "interval (issue 14); measured values unchanged",
+                          "interval (issue 14)",
 }
 
 
@@ -121,10 +127,12 @@ def _assert_same_numbers_as_before(name, saved):
         return
     before = BASELINE["experiments"][name]
     # claims compared by name: moving claims into rules on the data may reorder them
+    keys = ("name", "measured") if name in VERDICT_CHANGES else ("name", "measured", "passed")
     after = {"metrics": saved["metrics"],
-             "claims": sorted(({key: claim[key] for key in ("name", "measured", "passed")} for claim in saved["claims"]),
+             "claims": sorted(({key: claim[key] for key in keys} for claim in saved["claims"]),
                               key=lambda claim: claim["name"])}
-    before = {**before, "claims": sorted(before["claims"], key=lambda claim: claim["name"])}
+    before = {**before, "claims": sorted(({key: claim[key] for key in keys} for claim in before["claims"]),
+                                         key=lambda claim: claim["name"])}
     differences = _differences(before, after)
     assert not differences, f"{name} changed numbers: {differences[:5]}"
 
