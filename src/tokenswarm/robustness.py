@@ -2,7 +2,7 @@
 
 A claim that passes at the default parameters and fails a little further out is a claim
 whose judgement (tolerance, estimator, sample size) is wrong, or a finding. The suite runs
-each experiment at its defaults and at the parameter sets of :data:`VARIANTS` (another beta,
+each experiment at its defaults and at the parameter sets of ``register(variants=...)`` (another beta,
 d, model, solver or step, float32, fewer layers...), for several seeds, and counts each claim's
 outcomes: pass, fail, inconclusive, plus runs that were refused (a usage error: the
 combination is not supported, with its reason) or that raised (a bug).
@@ -22,39 +22,17 @@ from typing import Any
 
 from tokenswarm.params import UsageError
 
-__all__ = ["VARIANTS", "Outcome", "Tally", "run_suite", "tally", "markdown"]
+__all__ = ["variants", "Outcome", "Tally", "run_suite", "tally", "markdown"]
 
-#: Parameter sets tried besides the defaults; ``dtype`` is the run precision, every other key
-#: an experiment parameter (values as typed on the command line).
-VARIANTS: dict[str, list[dict[str, str]]] = {
-    "activation-table": [{"beta": "4"}, {"d": "16,256"}, {"bias": "0.5"}],
-    "common-noise-pde": [{"beta": "4"}, {"model": "usa"}, {"activation": "relu"}],
-    "depth-limit": [{"beta": "4"}, {"d": "8"}, {"activation": "relu"}, {"dtype": "float32"}],
-    "energy": [{"beta": "4"}, {"d": "8"}, {"model": "usa"}, {"dtype": "float32"}],
-    "equiangular": [{"beta": "4"}, {"model": "usa"}, {"solver": "rk4", "step": "0.01"},
-                    {"solver": "euler", "step": "0.01"}, {"dtype": "float32"}],
-    "hybrid-threshold": [{"beta": "2"}, {"layers": "200"}, {"law": "rademacher"}],
-    "information-flow": [{"noise_std": "0.25"}, {"diffusion": "false"}, {"dtype": "float32"}],
-    "kuramoto": [{"beta": "0,8"}, {"model": "usa"}, {"dtype": "float32"}],
-    "linear-stability": [{"beta": "8"}, {"model": "usa"}, {"mode": "2"}],
-    "long-context": [{"rho": "0.2"}, {"rho": "0.9"}, {"gamma": "0.5,4"}, {"dtype": "float32"}],
-    "lyapunov": [{"d": "8"}, {"bias": "0"}, {"step": "0.01"}, {"dtype": "float32"}],
-    "mean-field": [{"beta": "1"}, {"model": "usa"}, {"kappa": "0.5"}],
-    "metastability": [{"beta": "2,16"}, {"scheme": "authors"}, {"n": "32"}, {"dtype": "float32"}],
-    "noise-accuracy": [{"layers": "4"}, {"d": "16"}, {"dtype": "float32"}],
-    "noise-level": [{"beta": "1"}, {"d": "3"}, {"n": "3"}, {"dtype": "float32"}],
-    "noisy-kuramoto": [{"cells": "256"}, {"n": "1000"}, {"step": "0.05"}],
-    "pde-vs-transformer": [{"forms": "learned"}, {"diffusion": "false"}, {"dtype": "float32"}],
-    "phase-diagram": [{"d": "8"}, {"scheme": "authors"}, {"model": "usa", "beta": "0.5,1,2,3"}, {"dtype": "float32"}],
-    "propagation-of-chaos": [{"beta": "4"}, {"d": "5"}, {"activation": "tanh"}],
-    "random-weights": [{"scaling": "paper"}, {"d": "32"}, {"step": "0.05"}, {"dtype": "float32"}],
-    "real-tokens": [{"texts": "16"}, {"delta": "0.2"}, {"step": "0.05"}],
-    "stabilizers": [{"depth": "6"}, {"dim": "32"}, {"dtype": "float32"}],
-    "stochastic-clusters": [{"beta": "1.5"}, {"d": "4"}, {"n": "4"}, {"dtype": "float32"}],
-    "synchronization": [{"beta": "4"}, {"d": "64"}, {"layers": "60"}, {"dtype": "float32"}],
-    "trajectories": [{"beta": "9"}, {"model": "usa"}, {"d": "2"}, {"dtype": "float32"}],
-    "two-token-sde": [{"d": "3"}, {"method": "discrete", "layers": "200"}, {"beta": "6"}, {"dtype": "float32"}],
-}
+#: The parameter sets tried besides the defaults are declared by each experiment,
+#: ``register(..., variants=[{"beta": "4"}, {"dtype": "float32"}, ...])``: ``dtype`` is the run
+#: precision, every other key an experiment parameter (values as typed on the command line).
+def variants() -> dict[str, list[dict[str, str]]]:
+    """Each registered experiment's parameter sets besides the defaults (``register(variants=...)``)."""
+    from tokenswarm.experiments import load_all, registry
+
+    load_all()
+    return {name: list(registry.get(name).variants) for name in registry.names()}
 
 DEFAULTS: dict[str, str] = {}
 
@@ -91,7 +69,7 @@ def run_suite(names: Iterable[str], seeds: Iterable[int] = range(5), *, quick: b
     for name in names:
         load_for(name)
         registry.get(name)
-        for variant in [DEFAULTS, *VARIANTS.get(name, [])]:
+        for variant in [DEFAULTS, *registry.get(name).variants]:
             overrides = {key: value for key, value in variant.items() if key != "dtype"}
             dtype = variant.get("dtype", "float64")
             for seed in seeds:

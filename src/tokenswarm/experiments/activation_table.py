@@ -259,6 +259,7 @@ def table_figure(p: Params, data: xr.Dataset, mismatch: np.ndarray) -> Figure:
     params=Params,
     quick={},
     claims=CLAIMS,
+    variants=[{"beta": "4"}, {"d": "16,256"}, {"bias": "0.5"}],
 )
 def run(p: Params, ctx: RunContext) -> Result:
     rows = compute_rows(p)

@@ -120,6 +120,7 @@ def _rate(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
     dtype_reason="the SPDE remap conserves mass to 1e-12, a float64 statement",
     quick={"cells": 512, "steps": 100, "t_max": 1.0, "n": [250, 1000, 4000], "runs": 2, "samples": 6},
     claims=CLAIMS,
+    variants=[{"beta": "4"}, {"model": "usa"}, {"activation": "relu"}],
 )
 def run(p: Params, ctx: RunContext) -> Result:
     grid = CircleGrid(p.cells, device=ctx.device)

@@ -200,6 +200,7 @@ def _width(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
     params=Params,
     quick={"weak_runs": 4000, "strong_runs": 100, "reference_layers": 512, "width_runs": 50000},
     claims=CLAIMS,
+    variants=[{"beta": "4"}, {"d": "8"}, {"activation": "relu"}, {"dtype": "float32"}],
 )
 def run(p: Params, ctx: RunContext) -> Result:
     weak, weak_se, mean_rho = value_noise_weak(p, ctx)

@@ -169,6 +169,7 @@ def _simplex(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict | None:
     params=Params,
     quick={"t_max": 8.0, "step": 0.02, "runs": 2},
     claims=CLAIMS,
+    variants=[{"beta": "4"}, {"d": "8"}, {"model": "usa"}, {"dtype": "float32"}],
 )
 def run(p: Params, ctx: RunContext) -> Result:
     generator = ctx.generator()

@@ -154,6 +154,7 @@ def _stays_equiangular(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict
     params=Params,
     quick={"n": 16, "t_max": 14.0, "samples": 701},
     claims=CLAIMS,
+    variants=[{"beta": "4"}, {"model": "usa"}, {"solver": "rk4", "step": "0.01"}, {"solver": "euler", "step": "0.01"}, {"dtype": "float32"}],
 )
 def run(p: Params, ctx: RunContext) -> Result:
     x0 = sample_equiangular(p.n, p.n, p.rho0, rotate=True, generator=ctx.generator(), dtype=ctx.dtype, device=ctx.device)

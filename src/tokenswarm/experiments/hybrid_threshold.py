@@ -201,6 +201,7 @@ def _fractions(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
     params=Params,
     quick={"runs": 1000, "eps": [0.7, 0.8, 0.9, 1.0], "layers": 1000},
     claims=CLAIMS,
+    variants=[{"beta": "2"}, {"layers": "200"}, {"law": "rademacher"}],
 )
 def run(p: Params, ctx: RunContext) -> Result:
     eps = torch.as_tensor(p.eps, dtype=ctx.dtype, device=ctx.device).reshape(-1, 1, 1, 1)

@@ -316,6 +316,7 @@ def _linear_response(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verd
     quick={"vit_dim": 16, "vit_depth": 2, "vit_heads": 2, "vit_epochs": 2, "fit_images": 64, "eval_images": 80,
            "fit_steps": 15, "fit_lr": 1e-2, "batch_size": 32},
     claims=CLAIMS,
+    variants=[{"noise_std": "0.25"}, {"diffusion": "false"}, {"dtype": "float32"}],
 )
 def run(p: Params, ctx: RunContext) -> Result:
     with torch_threads(p.threads or None):

@@ -66,6 +66,7 @@ def _angle_equations(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
     params=Params,
     quick={"n": 16, "t_max": 5.0, "samples": 51},
     claims=CLAIMS,
+    variants=[{"beta": "0,8"}, {"model": "usa"}, {"dtype": "float32"}],
 )
 def run(p: Params, ctx: RunContext) -> Result:
     generator = ctx.generator()

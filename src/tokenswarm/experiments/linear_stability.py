@@ -175,6 +175,7 @@ def _particle_sweep(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
     dtype_reason="growth rates of 1e-4 perturbations are below float32 resolution",
     quick={"cells": 256, "n": 256, "modes": 3, "cluster_betas": [4.0, 16.0]},
     claims=CLAIMS,
+    variants=[{"beta": "8"}, {"model": "usa"}, {"mode": "2"}],
 )
 def run(p: Params, ctx: RunContext) -> Result:
     grid = CircleGrid(p.cells, device=ctx.device)

@@ -87,6 +87,7 @@ def _limits(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verdict]:
     params=Params,
     quick={"n": [4, 16, 64, 256, 1024]},
     claims=CLAIMS,
+    variants=[{"rho": "0.2"}, {"rho": "0.9"}, {"gamma": "0.5,4"}, {"dtype": "float32"}],
 )
 def run(p: Params, ctx: RunContext) -> Result:
     critical = 1 / (1 - p.rho)

@@ -100,6 +100,7 @@ def _equals_lambda_1(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verd
     params=Params,
     quick={"runs": 120, "t_max": 8.0, "step": 0.02},
     claims=CLAIMS,
+    variants=[{"d": "8"}, {"bias": "0"}, {"step": "0.01"}, {"dtype": "float32"}],
 )
 def run(p: Params, ctx: RunContext) -> Result:
     generator = ctx.generator()

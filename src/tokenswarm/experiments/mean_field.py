@@ -139,6 +139,7 @@ def _monotone_energy(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict |
     dtype_reason="mass conservation to 1e-12 is a float64 statement",
     quick={"cells": 1024, "n": [100, 400, 1600, 6400], "t_max": 1.5, "runs": 3, "samples": 7, "step": 0.1},
     claims=CLAIMS,
+    variants=[{"beta": "1"}, {"model": "usa"}, {"kappa": "0.5"}],
 )
 def run(p: Params, ctx: RunContext) -> Result:
     grid = CircleGrid(p.cells, device=ctx.device)

@@ -126,6 +126,7 @@ def _fastest_mode(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
     params=Params,
     quick={"runs": 16, "sweep_runs": 8, "sweep_beta": [4.0, 16.0, 64.0]},
     claims=CLAIMS,
+    variants=[{"beta": "2,16"}, {"scheme": "authors"}, {"n": "32"}, {"dtype": "float32"}],
 )
 def run(p: Params, ctx: RunContext) -> Result:
     generator = ctx.generator()

@@ -492,6 +492,7 @@ def task_figure(task: str, variants: list[str], curves: dict, final: np.ndarray)
     params=Params,
     quick={"seeds": 6, "layers": 8, "epochs": 15, "match_train": 400, "match_test": 400, "bootstrap": 2000},
     claims=CLAIMS,
+    variants=[{"layers": "4"}, {"d": "16"}, {"dtype": "float32"}],
 )
 def run(p: Params, ctx: RunContext) -> Result:
     device = ctx.device  # float32 always: see the module docstring

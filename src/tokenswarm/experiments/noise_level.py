@@ -65,6 +65,7 @@ def _time_change(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
     params=Params,
     quick={"runs": 600, "steps": 500},
     claims=CLAIMS,
+    variants=[{"beta": "1"}, {"d": "3"}, {"n": "3"}, {"dtype": "float32"}],
 )
 def run(p: Params, ctx: RunContext) -> Result:
     table, fractions = [], {}

@@ -149,6 +149,7 @@ def _particle_order(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict | 
     quick={"kappa": [1.0, 1.75, 2.25, 3.0, 4.0], "cells": 128, "t_max": 150.0, "n": 500, "runs": 2,
            "particle_t_max": 40.0, "step": 0.1},
     claims=CLAIMS,
+    variants=[{"cells": "256"}, {"n": "1000"}, {"step": "0.05"}],
 )
 def run(p: Params, ctx: RunContext) -> Result:
     kappas = np.asarray(p.kappa, float)

@@ -593,6 +593,7 @@ def _baseline_claims(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verd
            "text_fit": 4, "text_eval": 4, "text_augment": 4, "text_reaction_width": 16, "fit_steps": 15,
            "fit_lr": 1e-2, "batch_size": 32, "text_batch_size": 8},
     claims=CLAIMS,
+    variants=[{"forms": "learned"}, {"diffusion": "false"}, {"dtype": "float32"}],
 )
 def run(p: Params, ctx: RunContext) -> Result:
     with torch_threads(p.threads or None):

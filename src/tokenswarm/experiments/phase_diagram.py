@@ -130,6 +130,7 @@ def _boundary(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verdict]:
         "t": np.round(np.arange(0, 30.0001, 0.5), 6).tolist(),
     },
     claims=CLAIMS,
+    variants=[{"d": "8"}, {"scheme": "authors"}, {"model": "usa", "beta": "0.5,1,2,3"}, {"dtype": "float32"}],
 )
 def run(p: Params, ctx: RunContext) -> Result:
     betas, times = _grid(p.beta), _grid(p.t)

@@ -83,6 +83,7 @@ def _initial_error(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
     params=Params,
     quick={"n": [16, 32, 64, 128], "reference_n": 1024, "repeats": 6, "steps": 50},
     claims=CLAIMS,
+    variants=[{"beta": "4"}, {"d": "5"}, {"activation": "tanh"}],
 )
 def run(p: Params, ctx: RunContext) -> Result:
     generator = ctx.generator()

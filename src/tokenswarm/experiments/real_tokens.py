@@ -407,6 +407,7 @@ def _beats_averaging(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
     params=Params,
     quick={"texts": 8, "beta": [0.0, 2.0, 3.0, 4.0, 5.0], "time_points": 61, "t_max": 20.0},
     claims=CLAIMS,
+    variants=[{"texts": "16"}, {"delta": "0.2"}, {"step": "0.05"}],
 )
 def run(p: Params, ctx: RunContext) -> Result:
     from tokenswarm.probe import load_corpus, minilm_path, run_probe

@@ -144,6 +144,8 @@ class Experiment:
             builds its claims inside ``run`` (they cannot be re-checked from the data).
         refs: ``reference`` parsed into (paper, place) pairs.
         summary: what is measured, one line (the README's experiments table).
+        variants: parameter sets the robustness suite tries besides the defaults
+            (``{"beta": "4"}``, ``{"dtype": "float32"}``; values as typed on the command line).
     """
 
     name: str
@@ -157,6 +159,7 @@ class Experiment:
     claims: ClaimSet | None = None
     refs: tuple[Ref, ...] = ()
     summary: str = ""
+    variants: tuple[Mapping[str, str], ...] = ()
 
     @property
     def papers(self) -> tuple[str, ...]:
@@ -195,6 +198,7 @@ def register(
     dtypes: tuple[str, ...] | None = None,
     dtype_reason: str = "",
     claims: ClaimSet | None = None,
+    variants: list[dict[str, str]] | None = None,
 ) -> Callable[[RunFunctionT], RunFunctionT]:
     """Decorator registering ``run(params, context) -> Result`` under ``name``.
 
@@ -221,6 +225,14 @@ def register(
     except ParameterError as error:
         raise TypeError(f"experiment {name!r} has invalid quick overrides: {error}") from None
     refs = parse_references(reference)  # ValueError unless it starts with an arXiv id
+    for variant in variants or ():
+        overrides = {key: value for key, value in variant.items() if key != "dtype"}
+        try:
+            parse_overrides(params, overrides, base=quick_overrides, experiment=name)
+        except ParameterError as error:
+            raise TypeError(f"experiment {name!r} has an invalid robustness variant {variant}: {error}") from None
+        if variant.get("dtype", "float64") not in DTYPES:
+            raise TypeError(f"experiment {name!r}: variant {variant} names an unknown dtype")
 
     def decorator(run: RunFunctionT) -> RunFunctionT:
         existing = EXPERIMENTS.get(name)
@@ -231,7 +243,7 @@ def register(
             )
         EXPERIMENTS[name] = Experiment(
             name, title, reference, params, quick_overrides, run, tuple(dtypes) if dtypes else None, dtype_reason,
-            claims, refs, summary,
+            claims, refs, summary, tuple(variants or ()),
         )
         return run
 

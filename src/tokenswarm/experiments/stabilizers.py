@@ -300,6 +300,7 @@ def _fmt(values: np.ndarray) -> str:
     params=Params,
     quick={"depth": 4, "steps": 60, "learning_rates": [1e-2], "drift_learning_rate": 1e-2, "evaluation_examples": 64},
     claims=CLAIMS,
+    variants=[{"depth": "6"}, {"dim": "32"}, {"dtype": "float32"}],
 )
 def run(p: Params, ctx: RunContext) -> Result:
     with torch_threads(p.num_threads or None):

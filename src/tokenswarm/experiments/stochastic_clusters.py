@@ -80,6 +80,7 @@ def _deterministic(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
     params=Params,
     quick={"runs": 200, "t_max": 150.0, "steps": 1500},
     claims=CLAIMS,
+    variants=[{"beta": "1.5"}, {"d": "4"}, {"n": "4"}, {"dtype": "float32"}],
 )
 def run(p: Params, ctx: RunContext) -> Result:
     generator = ctx.generator()

@@ -196,6 +196,7 @@ def _antipodal_pairs(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
     params=Params,
     quick={"d": [5], "runs": 4, "activation": ["relu", "sigmoid", "tanh"], "width": 128, "odd_layers": 800},
     claims=CLAIMS,
+    variants=[{"beta": "4"}, {"d": "64"}, {"layers": "60"}, {"dtype": "float32"}],
 )
 def run(p: Params, ctx: RunContext) -> Result:
     generator = ctx.generator()

@@ -65,6 +65,7 @@ def _on_sphere(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
     params=Params,
     quick={"n": 32, "frames": 40, "t_max": 20.0, "step": 0.1},
     claims=CLAIMS,
+    variants=[{"beta": "9"}, {"model": "usa"}, {"d": "2"}, {"dtype": "float32"}],
 )
 def run(p: Params, ctx: RunContext) -> Result:
     traj = simulate_tokens(p.n, p.d, p.beta, p.model, p.value, p.t_max, p.frames, p.step,

@@ -151,6 +151,7 @@ def _no_attraction_below(data: xr.Dataset, p: Params, run: RunSettings) -> Verdi
     params=Params,
     quick={"runs": 600, "beta": [0.5, 1.5, 3.0], "t_max": 40.0, "layers": 1000},
     claims=CLAIMS,
+    variants=[{"d": "3"}, {"method": "discrete", "layers": "200"}, {"beta": "6"}, {"dtype": "float32"}],
 )
 def run(p: Params, ctx: RunContext) -> Result:
     sigma2 = _sigma2(p)
