@@ -519,35 +519,40 @@ def _every_layer(lower: list[float], upper: list[float], bound: float) -> bool |
     return None
 
 
-@CLAIMS.rule("{modality}, {form} PDE ({label}): attention cosine > {threshold} in every layer", REF)
-def _cosine_claims(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verdict]:
-    verdicts = []
-    note = " (quick sizes: indicative only)" if run.quick else ""
+def _each_form(data: xr.Dataset, p: Params):
+    """``(modality, form, reason, stats, summary, size, layers)`` for every modality and PDE form;
+    ``reason`` says why the modality cannot decide its claims at this size (else ``None``)."""
     for modality in p.modalities:
         reason = _undecidable(data, modality)
         for form in p.forms:
             stats = claim_statistics(data, modality, form)
             summary = _summaries(stats)
-            size = stats["pde"].shape[1]
-            layers = len(summary["pde"])
-            quantile = float(scipy_stats.t.ppf(0.975, size - 1)) if size > 1 else math.inf
-            for key, label in (("pde", "teacher-forced"), ("pde_free", "free trajectory")):
-                values, errors = summary[key], summary[key + "_se"]
-                worst = int(np.argmin(values))
-                decided = _every_layer([v - quantile * s for v, s in zip(values, errors)],
-                                       [v + quantile * s for v, s in zip(values, errors)], p.threshold)
-                detail = (f"per layer {[round(v, 4) for v in values]} (s.e. {[round(s, 4) for s in errors]}), "
-                          f"worst layer {worst + 1}; head-averaged maps, {size} held-out examples; 95% t-intervals "
-                          f"decide each layer; uniform baseline {[round(v, 4) for v in summary['uniform']]}, "
-                          f"random init {[round(v, 4) for v in summary['random_init']]}" + note)
-                if reason is not None:
-                    decided, detail = None, f"{reason}; {detail}"
-                elif decided is None:
-                    detail = f"inconclusive at this size: a layer's 95% interval contains {p.threshold:g}; {detail}"
-                verdicts.append(verdict(
-                    min(values), f"> {p.threshold:g} in all {layers} layers", decided, detail=detail,
-                    labels={"modality": modality, "form": form, "label": label, "threshold": f"{p.threshold:g}"},
-                ))
+            yield modality, form, reason, stats, summary, stats["pde"].shape[1], len(summary["pde"])
+
+
+@CLAIMS.rule("{modality}, {form} PDE ({label}): attention cosine > {threshold} in every layer", REF)
+def _cosine_claims(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verdict]:
+    verdicts = []
+    note = " (quick sizes: indicative only)" if run.quick else ""
+    for modality, form, reason, stats, summary, size, layers in _each_form(data, p):
+        quantile = float(scipy_stats.t.ppf(0.975, size - 1)) if size > 1 else math.inf
+        for key, label in (("pde", "teacher-forced"), ("pde_free", "free trajectory")):
+            values, errors = summary[key], summary[key + "_se"]
+            worst = int(np.argmin(values))
+            decided = _every_layer([v - quantile * s for v, s in zip(values, errors)],
+                                   [v + quantile * s for v, s in zip(values, errors)], p.threshold)
+            detail = (f"per layer {[round(v, 4) for v in values]} (s.e. {[round(s, 4) for s in errors]}), "
+                      f"worst layer {worst + 1}; head-averaged maps, {size} held-out examples; 95% t-intervals "
+                      f"decide each layer; uniform baseline {[round(v, 4) for v in summary['uniform']]}, "
+                      f"random init {[round(v, 4) for v in summary['random_init']]}" + note)
+            if reason is not None:
+                decided, detail = None, f"{reason}; {detail}"
+            elif decided is None:
+                detail = f"inconclusive at this size: a layer's 95% interval contains {p.threshold:g}; {detail}"
+            verdicts.append(verdict(
+                min(values), f"> {p.threshold:g} in all {layers} layers", decided, detail=detail,
+                labels={"modality": modality, "form": form, "label": label, "threshold": f"{p.threshold:g}"},
+            ))
     return verdicts
 
 
@@ -556,30 +561,24 @@ def _cosine_claims(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verdic
 def _baseline_claims(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verdict]:
     verdicts = []
     note = " (quick sizes: indicative only)" if run.quick else ""
-    for modality in p.modalities:
-        reason = _undecidable(data, modality)
-        for form in p.forms:
-            stats = claim_statistics(data, modality, form)
-            summary = _summaries(stats)
-            size = stats["pde"].shape[1]
-            layers = len(summary["pde"])
-            for baseline, label in (("uniform", "uniform 11ᵀ/n"), ("shuffled", "shuffled-layer")):
-                lead, lead_se = _lead(stats, baseline)
-                lower = [m - 2 * s for m, s in zip(lead, lead_se)]
-                upper = [m + 2 * s for m, s in zip(lead, lead_se)]
-                decided = _every_layer(lower, upper, p.margin)
-                detail = (f"paired lead per layer {[round(v, 4) for v in lead]} ± {[round(s, 4) for s in lead_se]} "
-                          f"({size} held-out examples); PDE {[round(v, 4) for v in summary['pde']]}, {baseline} "
-                          f"{[round(v, 4) for v in summary[baseline]]}" + note)
-                if reason is not None:
-                    decided, detail = None, f"{reason}; {detail}"
-                elif decided is None:
-                    detail = f"inconclusive at this size: a layer's lead ± 2 s.e. contains {p.margin:g}; {detail}"
-                verdicts.append(verdict(
-                    min(lower), f"paired (PDE - {baseline}) mean - 2 s.e. > {p.margin:g} in all {layers} layers",
-                    decided, detail=detail,
-                    labels={"modality": modality, "form": form, "label": label, "margin": f"{p.margin:g}"},
-                ))
+    for modality, form, reason, stats, summary, size, layers in _each_form(data, p):
+        for baseline, label in (("uniform", "uniform 11ᵀ/n"), ("shuffled", "shuffled-layer")):
+            lead, lead_se = _lead(stats, baseline)
+            lower = [m - 2 * s for m, s in zip(lead, lead_se)]
+            upper = [m + 2 * s for m, s in zip(lead, lead_se)]
+            decided = _every_layer(lower, upper, p.margin)
+            detail = (f"paired lead per layer {[round(v, 4) for v in lead]} ± {[round(s, 4) for s in lead_se]} "
+                      f"({size} held-out examples); PDE {[round(v, 4) for v in summary['pde']]}, {baseline} "
+                      f"{[round(v, 4) for v in summary[baseline]]}" + note)
+            if reason is not None:
+                decided, detail = None, f"{reason}; {detail}"
+            elif decided is None:
+                detail = f"inconclusive at this size: a layer's lead ± 2 s.e. contains {p.margin:g}; {detail}"
+            verdicts.append(verdict(
+                min(lower), f"paired (PDE - {baseline}) mean - 2 s.e. > {p.margin:g} in all {layers} layers",
+                decided, detail=detail,
+                labels={"modality": modality, "form": form, "label": label, "margin": f"{p.margin:g}"},
+            ))
     return verdicts
 
 
