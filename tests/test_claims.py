@@ -179,21 +179,29 @@ def _controlled_rules():
             for rule in registry.get(name).claims.rules if rule.control is not None]
 
 
-def test_negative_controls_make_their_claims_fail(equiangular_run):
+@pytest.mark.parametrize("name", ["equiangular", "kuramoto", "long-context"])
+def test_negative_controls_make_their_claims_fail(name, tmp_path):
     """A claim that cannot fail proves nothing: on its negative control's data every verdict fails."""
     from tokenswarm.io.results import load_data
 
-    data = load_data(equiangular_run).load()
-    experiment = registry.get("equiangular")
+    load_all()
+    registry.run_experiment(name, {}, quick=True, out_dir=tmp_path / name)
+    data = load_data(tmp_path / name).load()
+    experiment = registry.get(name)
     saved = json.loads(data.attrs["parameters"])
-    params = registry.parse_overrides(experiment.params, {k: v for k, v in saved.items() if k in
-                                                          {s.name for s in registry.param_specs(experiment.params)}})
+    specs = {spec.name for spec in registry.param_specs(experiment.params)}
+    params = registry.parse_overrides(experiment.params, {k: v for k, v in saved.items() if k in specs})
     run = RunSettings.from_params(saved)
-    rules = [rule for name, rule in _controlled_rules() if name == "equiangular"]
-    assert len(rules) == len(experiment.claims.rules)  # every equiangular claim has its control
+    rules = [rule for rule in experiment.claims.rules if rule.control is not None]
+    assert len(rules) == len(experiment.claims.rules)  # every claim of these experiments has its control
     for rule in rules:
         assert all(claim.passed for claim in rule.evaluate(data, params, run)), rule.title
         assert all(claim.passed is False for claim in rule.evaluate(rule.control(data), params, run)), rule.title
+
+
+def test_controls_are_declared_by_name():
+    controlled = {name for name, _ in _controlled_rules()}
+    assert {"equiangular", "kuramoto", "long-context"} <= controlled
 
 
 def test_every_experiment_states_its_claims_as_rules_on_its_data():
