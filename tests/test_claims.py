@@ -179,7 +179,7 @@ def _controlled_rules():
             for rule in registry.get(name).claims.rules if rule.control is not None]
 
 
-@pytest.mark.parametrize("name", ["equiangular", "kuramoto", "long-context"])
+@pytest.mark.parametrize("name", ["equiangular", "kuramoto", "long-context", "noise-level"])
 def test_negative_controls_make_their_claims_fail(name, tmp_path):
     """A claim that cannot fail proves nothing: on its negative control's data every verdict fails."""
     from tokenswarm.io.results import load_data
@@ -201,7 +201,15 @@ def test_negative_controls_make_their_claims_fail(name, tmp_path):
 
 def test_controls_are_declared_by_name():
     controlled = {name for name, _ in _controlled_rules()}
-    assert {"equiangular", "kuramoto", "long-context"} <= controlled
+    assert {"equiangular", "kuramoto", "long-context", "noise-level"} <= controlled
+
+
+def test_the_time_change_claim_fails_when_the_scheme_does_not_resolve_it(tmp_path):
+    """noise-level's claim used to be unable to fail (one number of steps for every sigma2 makes the
+    discrete scheme exactly invariant): with one time step for all, an absurd step now fails."""
+    load_all()
+    result, _ = registry.run_experiment("noise-level", {"step": "0.5"}, quick=True, out_dir=tmp_path, save=False)
+    assert [claim.passed for claim in result.claims] == [False]
 
 
 def test_every_experiment_states_its_claims_as_rules_on_its_data():

@@ -90,6 +90,8 @@ INTENDED_CHANGES = {
     "noise-accuracy": "redesigned as noise on against off with paired seeds (issue 10)",
     "synchronization": "decay rates fitted above the float64 floor only (issue 10)",
     "hybrid-threshold": "coupled depths extrapolated in 1/L; default depth and streams changed (issue 10)",
+    "noise-level": "one time step in t for every sigma2 instead of one number of steps, which made the "
+                   "scheme exactly invariant and the test unable to fail (issue 14)",
 }
 
 

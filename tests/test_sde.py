@@ -183,3 +183,12 @@ def test_token_pair_has_the_requested_inner_product():
     assert (x.norm(dim=-1) - 1).abs().max() < 1e-15
     with pytest.raises(ValueError, match="rho"):
         token_pair(1.5, 3)
+
+
+def test_an_absurd_step_count_is_refused_before_any_loop_over_the_steps():
+    """10^15 steps used to build a dict of every saved step before the budget check (a hang)."""
+    from tokenswarm.runtime.budget import ResourceLimitError
+
+    x0 = torch.nn.functional.normalize(torch.randn(4, 2, 6, dtype=torch.float64), dim=-1)
+    with pytest.raises(ResourceLimitError, match="1e\\+15 steps"):
+        integrate_sde(None, ValueNoise(beta=1.0, sigma2=1.0), x0, 1.0, 10**15)

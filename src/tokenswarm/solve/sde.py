@@ -87,6 +87,7 @@ def integrate_sde(
         solver = sde_solver_from_name("euler" if method is None else method, split=bool(split))
     if not (isinstance(steps, int) and steps >= 1):
         raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    check_steps(steps, f"an SDE run of {steps} steps")  # before anything loops over the steps
     if times is not None:
         if t_max is not None or save_every is not None:
             raise ValueError("pass either times= or t_max (and save_every), not both")
@@ -101,7 +102,6 @@ def integrate_sde(
         saved = {0: 1} | {k: 1 for k in range(1, steps + 1) if k % every == 0 or k == steps}
     if increments is not None and increments.shape[0] != steps:
         raise ValueError(f"increments has {increments.shape[0]} steps, expected {steps}")
-    check_steps(steps, f"an SDE run of {steps} steps")
     check_solve_memory(x0, sum(saved.values()) if observe is None else 0, f"an SDE run of {tuple(x0.shape)} tokens")
     observe = observe or (lambda state: state)
     batch, n, d = x0.shape[:-2], x0.shape[-2], x0.shape[-1]
