@@ -670,8 +670,11 @@ def describe(params_cls: type) -> str:
     return ", ".join(spec.describe() for spec in param_specs(params_cls))
 
 
-def parse_key_values(pairs: Sequence[str]) -> dict[str, str]:
-    """Split command-line ``key=value`` strings into a dict.
+def parse_key_values(pairs: Sequence[str], *, option: str = "-p", form: str = "key=value",
+                     example: str = "n=64") -> dict[str, str]:
+    """Split command-line ``key=value`` strings into a dict (``-p`` overrides, ``--grid`` axes).
+
+    ``option``, ``form`` and ``example`` name the command-line option in the messages.
 
     Raises:
         UsageError: an item without ``=``, an empty key, or a key given twice (silently
@@ -682,8 +685,9 @@ def parse_key_values(pairs: Sequence[str]) -> dict[str, str]:
         key, separator, value = pair.partition("=")
         key = key.strip()
         if not separator or not key:
-            raise UsageError(f"parameter override {pair!r} must have the form key=value, e.g. -p n=64")
+            raise UsageError(f"{option} {pair!r} must have the form {form} (e.g. {option} {example})")
         if key in result:
-            raise UsageError(f"parameter '{key}' is given twice ({result[key]!r} and {value!r}); give it once")
+            raise UsageError(f"{option} '{key}' is given twice ({result[key]!r} and {value!r}); "
+                             f"give it once: {option} {key}=...")
         result[key] = value
     return result

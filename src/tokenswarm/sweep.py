@@ -70,6 +70,7 @@ from tokenswarm.params import (
     UsageError,
     format_value,
     parse_grid_values,
+    parse_key_values,
     parse_overrides,
 )
 
@@ -167,16 +168,7 @@ def parse_grid(items: Sequence[str]) -> dict[str, str]:
     """
     if not items:
         raise UsageError("a sweep needs at least one --grid KEY=V1,V2,... (e.g. --grid beta=1,2,4)")
-    grid: dict[str, str] = {}
-    for item in items:
-        key, separator, values = item.partition("=")
-        key = key.strip()
-        if not separator or not key:
-            raise UsageError(f"--grid {item!r} must have the form KEY=V1,V2,... (e.g. --grid beta=1,2,4)")
-        if key in grid:
-            raise UsageError(f"--grid '{key}' is given twice; give all its values in one --grid {key}=V1,V2,...")
-        grid[key] = values
-    return grid
+    return parse_key_values(items, option="--grid", form="KEY=V1,V2,...", example="beta=1,2,4")
 
 
 def canonical(values: Mapping[str, Any]) -> str:

@@ -356,31 +356,44 @@ def _units_from_name(name: str) -> str:
 # --------------------------------------------------------------------------------------
 
 
+# Claims built inside ``run()`` (experiments without claim rules): the same criteria as the
+# verdicts of :mod:`tokenswarm.io.claims`, which imports this module, hence the local imports.
+
+
+def _claim(name: str, reference: str, judged: Any) -> Claim:
+    return Claim(name, reference, judged.measured, judged.expected, judged.passed, judged.detail)
+
+
 def check(
     name: str, reference: str, measured: Any, expected: str | float, passed: bool, detail: str = ""
 ) -> Claim:
     """A claim whose criterion the caller evaluated (statistical tests, structural checks)."""
-    return Claim(name, reference, _plain(measured), expected, bool(passed), detail)
+    from tokenswarm.io.claims import verdict
+
+    return _claim(name, reference, verdict(measured, expected, bool(passed), detail))
 
 
 def claim_less(name: str, reference: str, measured: Any, bound: float, detail: str = "") -> Claim:
     """Passes when ``measured < bound`` (a NaN measurement fails)."""
-    value = _as_float(measured)
-    return Claim(name, reference, value, f"< {bound:g}", bool(value < bound), detail)
+    from tokenswarm.io.claims import less
+
+    return _claim(name, reference, less(measured, bound, detail))
 
 
 def claim_greater(name: str, reference: str, measured: Any, bound: float, detail: str = "") -> Claim:
     """Passes when ``measured > bound`` (a NaN measurement fails)."""
-    value = _as_float(measured)
-    return Claim(name, reference, value, f"> {bound:g}", bool(value > bound), detail)
+    from tokenswarm.io.claims import greater
+
+    return _claim(name, reference, greater(measured, bound, detail))
 
 
 def claim_between(
     name: str, reference: str, measured: Any, low: float, high: float, detail: str = ""
 ) -> Claim:
     """Passes when ``low <= measured <= high`` (a NaN measurement fails)."""
-    value = _as_float(measured)
-    return Claim(name, reference, value, f"in [{low:g}, {high:g}]", bool(low <= value <= high), detail)
+    from tokenswarm.io.claims import between
+
+    return _claim(name, reference, between(measured, low, high, detail))
 
 
 def claim_close(
@@ -397,20 +410,9 @@ def claim_close(
     At least one tolerance must be given: a hidden default tolerance would decide a pass
     silently, which the design forbids.
     """
-    if rtol is None and atol is None:
-        raise ValueError(f"claim_close({name!r}): give rtol, atol or both")
-    relative = 0.0 if rtol is None else rtol
-    absolute = 0.0 if atol is None else atol
-    value = _as_float(measured)
-    tolerance = absolute + relative * abs(target)
-    return Claim(
-        name,
-        reference,
-        value,
-        f"{target:.6g} ± {tolerance:.2g}",
-        bool(abs(value - target) <= tolerance),
-        detail,
-    )
+    from tokenswarm.io.claims import close
+
+    return _claim(name, reference, close(measured, target, rtol, atol, detail))
 
 
 def _as_float(measured: Any) -> float:
