@@ -219,3 +219,36 @@ def test_every_experiment_states_its_claims_as_rules_on_its_data():
     for name in registry.names():
         for rule in registry.get(name).claims.rules:
             assert rule.refs and all(ref.paper for ref in rule.refs), (name, rule.title)
+
+
+def test_a_simplex_out_of_reach_is_inconclusive_with_the_time_that_would_decide(tmp_path):
+    """energy at d = 8 does not reach the simplex by t = 40 at quick size, but is still converging:
+    inconclusive with an extrapolated time; run that long, the claim passes."""
+    load_all()
+    result, _ = registry.run_experiment("energy", {"d": "8"}, quick=True, out_dir=tmp_path / "a", save=False)
+    simplex = [c for c in result.claims if "simplex" in c.name]
+    assert [c.status for c in simplex] == ["inconclusive"]
+    needed = int(simplex[0].detail.split("simplex_t_max=")[1].split(" ")[0])
+    assert 40 < needed < 100
+    longer, _ = registry.run_experiment("energy", {"d": "8", "simplex_t_max": str(needed)}, quick=True,
+                                       out_dir=tmp_path / "b", save=False)
+    assert [c.status for c in longer.claims if "simplex" in c.name] == ["pass"]
+
+
+def test_lyapunov_runs_in_float32(tmp_path):
+    """The renormalised separation follows the precision: float32 used to round the pair together."""
+    load_all()
+    result, _ = registry.run_experiment("lyapunov", {}, quick=True, dtype="float32", out_dir=tmp_path,
+                                        save=False)
+    assert [c.passed for c in result.claims] == [True, True, True]
+
+
+def test_claims_on_an_untrained_model_are_inconclusive():
+    from tokenswarm.experiments import pde_vs_transformer as pvt
+
+    data = xr.Dataset({"image_model_test_accuracy": ((), 0.13), "text_model_test_accuracy": ((), 0.99)})
+    assert "13% test accuracy" in pvt._undecidable(data, "image")
+    assert pvt._undecidable(data, "text") is None
+    assert pvt._every_layer([0.99, 0.985], [1.0, 1.0], 0.98) is True
+    assert pvt._every_layer([0.97, 0.5], [0.99, 0.6], 0.98) is False   # one layer decisively below
+    assert pvt._every_layer([0.97, 0.99], [0.99, 1.0], 0.98) is None   # a layer's interval straddles
