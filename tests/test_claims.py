@@ -173,37 +173,6 @@ def test_equivalent_states_the_interval_and_what_would_decide():
     assert equivalent(-0.9, 0.01, 20, -0.5, 0.1).passed is False
 
 
-def _controlled_rules():
-    load_all()
-    return [(name, rule) for name in registry.names() if registry.get(name).claims is not None
-            for rule in registry.get(name).claims.rules if rule.control is not None]
-
-
-@pytest.mark.parametrize("name", ["equiangular", "kuramoto", "long-context", "noise-level"])
-def test_negative_controls_make_their_claims_fail(name, tmp_path):
-    """A claim that cannot fail proves nothing: on its negative control's data every verdict fails."""
-    from tokenswarm.io.results import load_data
-
-    load_all()
-    registry.run_experiment(name, {}, quick=True, out_dir=tmp_path / name)
-    data = load_data(tmp_path / name).load()
-    experiment = registry.get(name)
-    saved = json.loads(data.attrs["parameters"])
-    specs = {spec.name for spec in registry.param_specs(experiment.params)}
-    params = registry.parse_overrides(experiment.params, {k: v for k, v in saved.items() if k in specs})
-    run = RunSettings.from_params(saved)
-    rules = [rule for rule in experiment.claims.rules if rule.control is not None]
-    assert len(rules) == len(experiment.claims.rules)  # every claim of these experiments has its control
-    for rule in rules:
-        assert all(claim.passed for claim in rule.evaluate(data, params, run)), rule.title
-        assert all(claim.passed is False for claim in rule.evaluate(rule.control(data), params, run)), rule.title
-
-
-def test_controls_are_declared_by_name():
-    controlled = {name for name, _ in _controlled_rules()}
-    assert {"equiangular", "kuramoto", "long-context", "noise-level"} <= controlled
-
-
 def test_the_time_change_claim_fails_when_the_scheme_does_not_resolve_it(tmp_path):
     """noise-level's claim used to be unable to fail (one number of steps for every sigma2 makes the
     discrete scheme exactly invariant): with one time step for all, an absurd step now fails."""

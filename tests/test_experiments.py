@@ -62,6 +62,64 @@ def test_quick_experiment_passes_its_claims(name, tmp_path):
     assert all(claim.refs for claim in result.claims), f"{name}: a claim cites no paper"
     assert check_run(tmp_path / name).agree, f"{name}: claims re-derived from data.zarr differ from result.json"
     _assert_self_described(tmp_path / name, saved)
+    _assert_negative_controls_fail(name, tmp_path / name)
+
+
+# Every claim must be able to fail (issue 14 §5): a rule's ``control`` turns the quick run's
+# dataset into data of a model that breaks the claim, and every verdict on it must be FAIL
+# (not pass, not inconclusive). Experiments listed here have rules still without a control.
+WITHOUT_CONTROLS: set[str] = {
+    "activation-table",
+    "common-noise-pde",
+    "depth-limit",
+    "energy",
+    "hybrid-threshold",
+    "information-flow",
+    "linear-stability",
+    "lyapunov",
+    "mean-field",
+    "metastability",
+    "noise-accuracy",
+    "noisy-kuramoto",
+    "pde-vs-transformer",
+    "phase-diagram",
+    "propagation-of-chaos",
+    "random-weights",
+    "real-tokens",
+    "stabilizers",
+    "stochastic-clusters",
+    "synchronization",
+    "trajectories",
+    "two-token-sde",
+}
+
+
+def _assert_negative_controls_fail(name, out_dir):
+    from tokenswarm.experiments import registry
+    from tokenswarm.io.claims import RunSettings
+    from tokenswarm.params import param_specs, parse_overrides
+
+    experiment = registry.get(name)
+    data = load_data(out_dir).load()
+    stored = json.loads(data.attrs["parameters"])
+    specs = {spec.name for spec in param_specs(experiment.params)}
+    params = parse_overrides(experiment.params, {k: v for k, v in stored.items() if k in specs})
+    run = RunSettings.from_params(stored)
+    for rule in experiment.claims.rules:
+        if rule.control is None:
+            assert name in WITHOUT_CONTROLS, f"{name}: claim {rule.title!r} has no negative control"
+            continue
+        claims = rule.evaluate(rule.control(data.copy(deep=True)), params, run)
+        assert claims, f"{name}: the control of {rule.title!r} silenced the claim instead of failing it"
+        outcomes = [(claim.name, claim.passed, claim.detail) for claim in claims if claim.passed is not False]
+        assert not outcomes, f"{name}: on its negative control, claim {rule.title!r} did not fail: {outcomes}"
+
+
+def test_every_claim_has_a_negative_control():
+    from tokenswarm.experiments import registry
+
+    missing = {name for name in ALL for rule in registry.get(name).claims.rules if rule.control is None}
+    assert missing == WITHOUT_CONTROLS, "update WITHOUT_CONTROLS: it must list exactly the experiments still missing one"
 
 
 PROVENANCE = {"experiment", "tokenswarm_version", "torch_version", "python_version", "parameters", "seed",
