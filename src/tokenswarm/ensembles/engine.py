@@ -66,7 +66,8 @@ class AttentionEnsemble:
         self._product = torch.empty_like(x)
         self._row = torch.empty(systems, n, 1, **like)
         self._scale = torch.empty(systems, n, 1, **like)
-        self._mask = torch.empty(systems, n, n, dtype=torch.bool, device=x.device)
+        self._close = torch.empty(systems, n, n, **like)  # 0/1 as numbers: summed 3x faster than booleans
+        self._logits_of: tuple[int, int] | None = None  # (address, version) of the state whose logits _weights holds
         self._next = torch.empty_like(x)
         if isinstance(solver, RK4):
             self._slope = torch.empty_like(x)
@@ -77,7 +78,11 @@ class AttentionEnsemble:
     def _unnormalised_output(self, x: torch.Tensor) -> torch.Tensor:
         """``Σ_j exp(beta <x_i, x_j> - c_i) x_j`` into ``self._product``; ``self._scale`` then holds
         the factor ``1 / Σ_j exp(...)`` (SA) or ``e^{c_i} / n`` (USA) that turns it into the output."""
-        weights = torch.baddbmm(self._weights, x, x.mT, beta=0.0, alpha=self.beta, out=self._weights)
+        if self._logits_of == (x.data_ptr(), x._version):  # left by pair_fractions for this very state
+            weights = self._weights
+        else:
+            weights = torch.baddbmm(self._weights, x, x.mT, beta=0.0, alpha=self.beta, out=self._weights)
+        self._logits_of = None
         if self._shift:
             torch.amax(weights, dim=-1, keepdim=True, out=self._row)
             weights.sub_(self._row)
@@ -99,9 +104,9 @@ class AttentionEnsemble:
         return out.mul_(self._scale)
 
     def _retract(self, z: torch.Tensor) -> None:
-        """``x <- z / |z|``."""
+        """``x <- z (1 / |z|)`` (a product: broadcast division takes three times as long)."""
         torch.linalg.vector_norm(z, dim=-1, keepdim=True, out=self._row)
-        torch.div(z, self._row, out=self.x)
+        torch.mul(z, self._row.reciprocal_(), out=self.x)
 
     # -- steps -------------------------------------------------------------------------
     def advance(self, h: float) -> None:
@@ -135,10 +140,20 @@ class AttentionEnsemble:
     # -- statistics --------------------------------------------------------------------
     def pair_fractions(self, delta: float) -> torch.Tensor:
         """Per system, the fraction of ordered pairs ``i != j`` with ``<x_i, x_j> > 1 - delta``,
-        shape ``(systems,)``, float64 whatever the state's dtype (as :func:`tokenswarm.metrics.pair_fraction`)."""
-        gram = torch.bmm(self.x, self.x.mT, out=self._weights)
-        mask = torch.gt(gram, 1.0 - delta, out=self._mask)
-        count = mask.sum((-2, -1)) - mask.diagonal(dim1=-2, dim2=-1).sum(-1)
+        shape ``(systems,)``, float64 whatever the state's dtype (as :func:`tokenswarm.metrics.pair_fraction`).
+
+        The comparison is made on the logits ``beta <x_i, x_j>`` against ``beta (1 - delta)``,
+        which the next step then reuses instead of forming the same Gram product again (exact
+        for a power-of-two ``beta``; otherwise a pair within one rounding of the threshold may
+        count differently)."""
+        x = self.x
+        if self.beta > 0:
+            logits = torch.baddbmm(self._weights, x, x.mT, beta=0.0, alpha=self.beta, out=self._weights)
+            self._logits_of, threshold = (x.data_ptr(), x._version), self.beta * (1.0 - delta)
+        else:
+            logits, threshold = torch.bmm(x, x.mT, out=self._weights), 1.0 - delta
+        close = torch.gt(logits, threshold, out=self._close)
+        count = close.sum((-2, -1)) - close.diagonal(dim1=-2, dim2=-1).sum(-1)
         return count.to(torch.float64) / (self.n * (self.n - 1))
 
     def all_finite(self) -> torch.Tensor:

@@ -6,16 +6,23 @@ it with ``fig.savefig(path)``), except :func:`animate_tokens`, which writes a GI
 its path. Nothing is ever shown.
 """
 
-from tokenswarm.plots.animate import animate_tokens
-from tokenswarm.plots.curves import cluster_count_plot, histogram_over_time, line_plot
-from tokenswarm.plots.density import (
-    angle_histograms,
-    coarsen,
-    density_snapshots,
-    space_time,
-)
-from tokenswarm.plots.heatmap import phase_diagram, phase_diagram_grid
-from tokenswarm.plots.tokens import circle_snapshots, sphere_snapshots
+from tokenswarm.runtime.lazy import lazy_exports
+
+#: Public name -> the submodule defining it, imported when the name is first read.
+_EXPORTS = {
+    "animate_tokens": "animate",
+    "cluster_count_plot": "curves",
+    "histogram_over_time": "curves",
+    "line_plot": "curves",
+    "angle_histograms": "density",
+    "coarsen": "density",
+    "density_snapshots": "density",
+    "space_time": "density",
+    "phase_diagram": "heatmap",
+    "phase_diagram_grid": "heatmap",
+    "circle_snapshots": "tokens",
+    "sphere_snapshots": "tokens",
+}
 
 __all__ = [
     "phase_diagram",
@@ -31,3 +38,5 @@ __all__ = [
     "space_time",
     "density_snapshots",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

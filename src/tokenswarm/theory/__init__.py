@@ -24,27 +24,27 @@ attention) and ``"usa"`` (unnormalised, ``1/n``), case insensitive.
 from __future__ import annotations
 
 from tokenswarm.checks import FloatOrArray, Model
-from tokenswarm.theory.circle import (
-    MetastablePrediction,
-    angle_velocity,
-    circle_growth_rate,
-    fastest_mode,
-    sqrt_beta_cluster_prediction,
-)
-from tokenswarm.theory.energy import (
-    cross_polytope_energy,
-    log_uniform_energy,
-    simplex_energy,
-    uniform_energy,
-)
-from tokenswarm.theory.equiangular import (
-    equiangular_crossing_time,
-    equiangular_late_slope,
-    equiangular_rhs,
-    equiangular_solution,
-)
-from tokenswarm.theory.hemisphere import wendel_probability
-from tokenswarm.theory.long_context import long_context_cosine, long_context_limit
+from tokenswarm.runtime.lazy import lazy_exports
+
+#: Public name -> the submodule defining it, imported when the name is first read.
+_EXPORTS = {
+    "MetastablePrediction": "circle",
+    "angle_velocity": "circle",
+    "circle_growth_rate": "circle",
+    "fastest_mode": "circle",
+    "sqrt_beta_cluster_prediction": "circle",
+    "cross_polytope_energy": "energy",
+    "log_uniform_energy": "energy",
+    "simplex_energy": "energy",
+    "uniform_energy": "energy",
+    "equiangular_crossing_time": "equiangular",
+    "equiangular_late_slope": "equiangular",
+    "equiangular_rhs": "equiangular",
+    "equiangular_solution": "equiangular",
+    "wendel_probability": "hemisphere",
+    "long_context_cosine": "long_context",
+    "long_context_limit": "long_context",
+}
 
 __all__ = [
     "FloatOrArray",
@@ -66,3 +66,5 @@ __all__ = [
     "sqrt_beta_cluster_prediction",
     "wendel_probability",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
