@@ -266,11 +266,35 @@ def perturbation_summary(data: xr.Dataset, model: str) -> dict:
     return {"slope": slope, "logits": logits, "epsilons": eps[order], "gain": gain}
 
 
+def _leaky_last_block(data: xr.Dataset, leak: float = 0.1) -> xr.Dataset:
+    """Negative control: a last block whose state depends on more than its input (it leaks ``leak``
+    nats into every sample), breaking data processing: each claimed estimator's last-layer
+    per-sample terms, and so its value, rise by ``leak``."""
+    changes = {}
+    for model in ("vit", "pde"):
+        for estimator, _ in CLAIMED:
+            for name in (f"{model}_{estimator}", f"{model}_{estimator}_terms"):
+                if name in data:
+                    values = data[name].values.copy()
+                    values[-1] += leak  # layer is the first dimension
+                    changes[name] = data[name].copy(data=values)
+    return data.assign(changes)
+
+
+def _quadratic_response(data: xr.Dataset) -> xr.Dataset:
+    """Negative control: models whose first-order response vanishes (zero Jacobian at the input),
+    so the logit response grows like eps^2: the measured one times eps / eps_min."""
+    scale = (data.epsilon.values / data.epsilon.values.min())[:, None]
+    return data.assign({name: data[name].copy(data=data[name].values * scale)
+                        for name in ("vit_logit_response", "pde_logit_response")})
+
+
 CLAIMS = ClaimSet()
 
 
 @CLAIMS.rule("{model}: {label} non-increasing in depth (within 2 s.e.)",
-             Ref("2408.09523v1", "data-processing inequality, X -> T_l -> T_l+1 (docs/theory/master_pde.md §6.3)"))
+             Ref("2408.09523v1", "data-processing inequality, X -> T_l -> T_l+1 (docs/theory/master_pde.md §6.3)"),
+             control=_leaky_last_block)
 def _data_processing(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verdict]:
     y_eval = data.eval_label.values
     n_eval = len(y_eval)
@@ -293,7 +317,7 @@ def _data_processing(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verd
 
 
 @CLAIMS.rule("{model}: output responds linearly to small input perturbations",
-             Ref("2408.09523v1", "perturbation sensitivity (methods ours)"))
+             Ref("2408.09523v1", "perturbation sensitivity (methods ours)"), control=_quadratic_response)
 def _linear_response(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verdict]:
     verdicts = []
     for name in ("vit", "pde"):

@@ -530,7 +530,27 @@ def _each_form(data: xr.Dataset, p: Params):
             yield modality, form, reason, stats, summary, stats["pde"].shape[1], len(summary["pde"])
 
 
-@CLAIMS.rule("{modality}, {form} PDE ({label}): attention cosine > {threshold} in every layer", REF)
+def _collapsed_layers(data: xr.Dataset) -> xr.Dataset:
+    """Negative control: a trained model (test accuracy 0.98) whose fitted PDE, teacher-forced and
+    free, attends uniformly in the first layer (kernel collapsed, beta -> 0: cosine = the uniform
+    baseline's, example by example) and layer-independently in the last one (cosine = that of the
+    Transformer's other layers, the shuffled baseline)."""
+    changes = {name: data[name].copy(data=np.array(0.98)) for name in data.data_vars
+               if str(name).endswith("_model_test_accuracy")}
+    for name in data.data_vars:
+        if not str(name).endswith("_uniform"):
+            continue
+        prefix = str(name)[: -len("_uniform")]  # "{modality}_{form}"; arrays (layer, example)
+        for key in ("pde", "pde_free"):
+            values = data[f"{prefix}_{key}"].values.copy()
+            values[0] = data[f"{prefix}_uniform"].values[0]
+            values[-1] = data[f"{prefix}_shuffled"].values[-1]
+            changes[f"{prefix}_{key}"] = data[f"{prefix}_{key}"].copy(data=values)
+    return data.assign(changes)
+
+
+@CLAIMS.rule("{modality}, {form} PDE ({label}): attention cosine > {threshold} in every layer", REF,
+             control=_collapsed_layers)
 def _cosine_claims(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verdict]:
     verdicts = []
     note = " (quick sizes: indicative only)" if run.quick else ""
@@ -557,7 +577,7 @@ def _cosine_claims(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verdic
 
 
 @CLAIMS.rule("{modality}, {form} PDE: beats the {label} baseline by {margin} in every layer",
-             Ref(REF.paper, REF.where + "; baseline protocol docs/theory/master_pde.md §6.2"))
+             Ref(REF.paper, REF.where + "; baseline protocol docs/theory/master_pde.md §6.2"), control=_collapsed_layers)
 def _baseline_claims(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verdict]:
     verdicts = []
     note = " (quick sizes: indicative only)" if run.quick else ""

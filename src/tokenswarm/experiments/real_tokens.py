@@ -349,12 +349,30 @@ def summary(data: xr.Dataset) -> dict:
     }
 
 
+def _depth_reversed(name: str):
+    """Negative control on per-layer variable ``name``: a model whose layers run backwards
+    (tokens spread out with depth instead of clustering)."""
+    return lambda data: data.assign({name: data[name].copy(data=data[name].values[::-1].copy())})
+
+
+def _frozen_flow(data: xr.Dataset) -> xr.Dataset:
+    """Negative control: a flow that never leaves its start (fitted times t_l = 0), so its held-out
+    W1 is the static baseline's."""
+    return data.assign(w1=data.w1.copy(data=data.w1_static.values.copy()))
+
+
+def _beta_ignored(data: xr.Dataset) -> xr.Dataset:
+    """Negative control: attention whose beta has no effect (the fitted flow is pure averaging),
+    so its held-out W1 is that of beta = 0."""
+    return data.assign(w1=data.w1.copy(data=data.w1_beta0.values.copy()))
+
+
 CLAIMS = ClaimSet()
 
 
 @CLAIMS.rule("mean token cosine grows from the embeddings to the last layer",
              Ref("2312.10794", "§1, Fig. 1 (token histograms across layers; clustering with depth; "
-                 "measured on all-MiniLM-L6-v2); docs/theory/probing.md §1"))
+                 "measured on all-MiniLM-L6-v2); docs/theory/probing.md §1"), control=_depth_reversed("mean_cosine_model"))
 def _cosine_grows(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
     mean_model = data.mean_cosine_model.values.tolist()
     texts = int(data.texts_fit) + int(data.texts_heldout)
@@ -367,7 +385,7 @@ def _cosine_grows(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
 
 @CLAIMS.rule("fewer clusters at the last layer than at the embeddings",
              Ref("2312.10794", "§1, Fig. 1 (token histograms across layers; clustering with depth); "
-                 "docs/theory/probing.md §1"))
+                 "docs/theory/probing.md §1"), control=_depth_reversed("clusters_model"))
 def _fewer_clusters(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
     clusters_model = data.clusters_model.values.tolist()
     return less(
@@ -378,7 +396,7 @@ def _fewer_clusters(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
 
 
 @CLAIMS.rule("fitted SA flow beats the static baseline on held-out texts (W1 ratio)",
-             Ref("2312.10794", "numerical check: toolkit protocol, docs/probe.md"))
+             Ref("2312.10794", "numerical check: toolkit protocol, docs/probe.md"), control=_frozen_flow)
 def _beats_static(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
     s = summary(data)
     return less(
@@ -390,7 +408,8 @@ def _beats_static(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
 
 
 @CLAIMS.rule("fitted beta beats pure averaging (beta = 0) on held-out texts",
-             Ref("2312.10794", "numerical check: toolkit protocol, docs/probe.md (does attention's beta matter?)"))
+             Ref("2312.10794", "numerical check: toolkit protocol, docs/probe.md (does attention's beta matter?)"),
+             control=_beta_ignored)
 def _beats_averaging(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
     s = summary(data)
     return verdict(

@@ -232,17 +232,35 @@ def _mean_se(values: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]
     return mean, np.where(count > 1, se, np.nan)
 
 
+def _ablation_ignored(variant: str, names: tuple[str, ...]):
+    """Negative control: ``variant`` built as the standard model (its ablation switch ignored), so
+    its runs in the variables ``names`` are the standard model's, seed by seed."""
+    def control(data: xr.Dataset) -> xr.Dataset:
+        variants = [str(v) for v in data.variant.values]
+        source, target = variants.index("standard"), variants.index(variant)
+        changes = {}
+        for name in names:
+            axis = data[name].dims.index("variant")
+            values = data[name].values.copy()
+            np.moveaxis(values, axis, 0)[target] = np.moveaxis(values, axis, 0)[source]
+            changes[name] = data[name].copy(data=values)
+        return data.assign(changes)
+    return control
+
+
 CLAIMS = ClaimSet()
 
 
 @CLAIMS.rule("no residual: catastrophic drift ({stage})",
-             Ref("2408.09523v2", REF_WHERE + ": 'without residual connections ... catastrophic representational drift'"))
+             Ref("2408.09523v2", REF_WHERE + ": 'without residual connections ... catastrophic representational drift'"),
+             control=_ablation_ignored("no_residual", ("drift",)))  # no_residual keeps its residual adds
 def _drift_claims(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verdict]:
     return [_drift_claim(p, data, stage, run.quick) for stage in ("init", "trained")]
 
 
 @CLAIMS.rule("no LayerNorm: explosive training",
-             Ref("2408.09523v2", REF_WHERE + ": 'without layer normalisation ... unstable, explosive training dynamics'"))
+             Ref("2408.09523v2", REF_WHERE + ": 'without layer normalisation ... unstable, explosive training dynamics'"),
+             control=_ablation_ignored("no_norm", ("grad_norm", "first_nonfinite_step")))  # no_norm keeps its LayerNorms
 def _explosion(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
     first_nonfinite = data.first_nonfinite_step.values
     growth = _growth_table(data.grad_norm.values, first_nonfinite)  # (variants, lrs, seeds)
