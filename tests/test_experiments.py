@@ -70,23 +70,12 @@ def test_quick_experiment_passes_its_claims(name, tmp_path):
 # (not pass, not inconclusive). Experiments listed here have rules still without a control.
 WITHOUT_CONTROLS: set[str] = {
     "activation-table",
-    "common-noise-pde",
-    "depth-limit",
     "energy",
-    "hybrid-threshold",
     "linear-stability",
     "lyapunov",
-    "mean-field",
     "metastability",
-    "noise-accuracy",
-    "noisy-kuramoto",
     "phase-diagram",
-    "propagation-of-chaos",
-    "random-weights",
-    "stochastic-clusters",
-    "synchronization",
     "trajectories",
-    "two-token-sde",
 }
 
 

@@ -47,10 +47,29 @@ def summary(data: xr.Dataset, p: Params) -> dict[str, float]:
             "deterministic_one_cluster": float((data.deterministic_outcome.values == 0).mean())}
 
 
+def _noise_without_effect(data: xr.Dataset) -> xr.Dataset:
+    """Negative control: noise with no lasting effect: every noisy run ends where the noise-free flow does (one cluster)."""
+    return data.assign(outcome=data.outcome.copy(data=data.deterministic_outcome.values))
+
+
+def _antipodes_merge(data: xr.Dataset) -> xr.Dataset:
+    """Negative control: antipodal formations are transient: the runs that ended antipodal merge into one cluster."""
+    outcome = data.outcome.values
+    return data.assign(outcome=data.outcome.copy(data=np.where(outcome == OUTCOMES.index("antipodal"), OUTCOMES.index("one_cluster"), outcome)))
+
+
+def _flow_stalls(data: xr.Dataset, every: int = 50) -> xr.Dataset:
+    """Negative control: a noise-free flow that stalls in a metastable state ("other") from one start in ``every`` (2%)."""
+    outcome = data.deterministic_outcome.values.copy()
+    outcome[::every] = OUTCOMES.index("other")
+    return data.assign(deterministic_outcome=data.deterministic_outcome.copy(data=outcome))
+
+
 CLAIMS = ClaimSet()
 
 
-@CLAIMS.rule("runs that do not collapse to one cluster", Ref("2601.21942", "abstract (noise prevents single-cluster collapse)"))
+@CLAIMS.rule("runs that do not collapse to one cluster", Ref("2601.21942", "abstract (noise prevents single-cluster collapse)"),
+             control=_noise_without_effect)
 def _not_collapsed(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
     s = summary(data, p)
     error = s["standard_error_one_cluster"]
@@ -58,7 +77,7 @@ def _not_collapsed(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
                    detail=f"fraction of {p.runs} runs not in one cluster at t = {p.t_max:g} (3 s.e. = {3 * error:.3g})")
 
 
-@CLAIMS.rule("antipodal formations persist for n > 2", Ref("2601.21942", "abstract (numerics)"))
+@CLAIMS.rule("antipodal formations persist for n > 2", Ref("2601.21942", "abstract (numerics)"), control=_antipodes_merge)
 def _antipodal(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
     s = summary(data, p)
     return greater(s["fraction_antipodal"], 3 * s["standard_error_antipodal"],
@@ -66,7 +85,7 @@ def _antipodal(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
                           f"s.e. {s['standard_error_antipodal']:.3g}")
 
 
-@CLAIMS.rule("deterministic flow from the same starts: one cluster", Ref("2312.10794", "Thm 6.1"))
+@CLAIMS.rule("deterministic flow from the same starts: one cluster", Ref("2312.10794", "Thm 6.1"), control=_flow_stalls)
 def _deterministic(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
     return greater(summary(data, p)["deterministic_one_cluster"], 0.99,
                    detail=f"fraction of the {p.runs} starts that end in one cluster without noise")
