@@ -71,26 +71,20 @@ def test_quick_experiment_passes_its_claims(name, tmp_path):
 WITHOUT_CONTROLS: set[str] = {
     "activation-table",
     "common-noise-pde",
-    "depth-limit",
     "energy",
-    "hybrid-threshold",
     "information-flow",
     "linear-stability",
     "lyapunov",
     "mean-field",
     "metastability",
-    "noise-accuracy",
     "noisy-kuramoto",
     "pde-vs-transformer",
     "phase-diagram",
     "propagation-of-chaos",
-    "random-weights",
     "real-tokens",
     "stabilizers",
     "stochastic-clusters",
-    "synchronization",
     "trajectories",
-    "two-token-sde",
 }
 
 
