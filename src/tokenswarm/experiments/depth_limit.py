@@ -165,10 +165,19 @@ def summary(data: xr.Dataset, p: Params) -> dict[str, float]:
             "width_slope": _slope(p.widths, data.width_error.values)}
 
 
+def _half_order(name: str):
+    """Negative control: errors ``name`` that converge at half the order (slope -1/2, e.g. a weak
+    error of order 1/2 or a CLT-like 1/sqrt(m)), from the same first error: ``sqrt(e e_0)``."""
+    def control(data: xr.Dataset) -> xr.Dataset:
+        return data.assign({name: np.sqrt(data[name] * float(data[name].values[0]))})
+    return control
+
+
 CLAIMS = ClaimSet()
 
 
-@CLAIMS.rule("weak error of the value-noise network ~ 1/L", Ref("2601.21942", "Thm 1 (weak order 1 expected)"))
+@CLAIMS.rule("weak error of the value-noise network ~ 1/L", Ref("2601.21942", "Thm 1 (weak order 1 expected)"),
+             control=_half_order("weak_error"))
 def _weak(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
     weak, weak_se = data.weak_error.values, data.weak_standard_error.values
     return between(summary(data, p)["weak_slope"], -1.3, -0.7,
@@ -176,14 +185,16 @@ def _weak(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
                           f"s.e. {np.round(weak_se, 6).tolist()} ({p.weak_runs} paired runs)")
 
 
-@CLAIMS.rule("mean-square strong error of the random-MLP network ~ 1/L", Ref("2604.26898", "Thm 1.1 (c(1/L + 1/m))"))
+@CLAIMS.rule("mean-square strong error of the random-MLP network ~ 1/L", Ref("2604.26898", "Thm 1.1 (c(1/L + 1/m))"),
+             control=_half_order("strong_error"))
 def _strong(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
     return between(summary(data, p)["strong_slope"], -1.3, -0.7,
                    detail=f"log-log slope over L = {p.layers}; E|x^L - x|² = {np.round(data.strong_error.values, 8).tolist()} "
                           f"({p.strong_runs} runs, width {p.width}, {p.activation})")
 
 
-@CLAIMS.rule("weak width error ~ 1/m (fixed depth)", Ref("2604.26898", "Thm 1.1 (1/m term)"))
+@CLAIMS.rule("weak width error ~ 1/m (fixed depth)", Ref("2604.26898", "Thm 1.1 (1/m term)"),
+             control=_half_order("width_error"))
 def _width(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
     width, width_se = data.width_error.values, data.width_standard_error.values
     return between(summary(data, p)["width_slope"], -1.3, -0.7,

@@ -158,10 +158,26 @@ def summary(data: xr.Dataset, p: Params) -> dict:
             "depths": depths, "extrapolation": extrapolation}
 
 
+def _spurious_drift(data: xr.Dataset, shift: float = 0.5) -> xr.Dataset:
+    """Negative control: a spurious constant drift in ``z = artanh rho`` that adds ``shift`` to every
+    run's ``z_T - z_0`` (toward collapse), moving the root of ``E[z_T - z_0]`` in eps off sqrt(2) e^{-beta/2}."""
+    return data.assign(mean_displacement=data.mean_displacement + shift,
+                       mean_displacement_by_depth=data.mean_displacement_by_depth + shift)
+
+
+def _antipodal_leak(data: xr.Dataset, share: float = 0.05) -> xr.Dataset:
+    """Negative control: a ``share`` of the runs ends antipodal whatever eps (a spurious repulsion),
+    the s.e. widened by that extra Bernoulli share's ``share (1 - share) / runs``."""
+    runs = data.sizes["run"]
+    return data.assign(antipodal=data.antipodal + share * (1 - data.antipodal),
+                       antipodal_standard_error=np.sqrt(data.antipodal_standard_error**2 + share * (1 - share) / runs))
+
+
 CLAIMS = ClaimSet()
 
 
-@CLAIMS.rule("simulated critical noise equals sqrt(2) e^{{-beta/2}}", Ref("2601.21942", "Prop. 1 (our derivation)"))
+@CLAIMS.rule("simulated critical noise equals sqrt(2) e^{{-beta/2}}", Ref("2601.21942", "Prop. 1 (our derivation)"),
+             control=_spurious_drift)
 def _critical_noise(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
     s = summary(data, p)
     estimate, estimate_se, predicted = s["critical_noise"], s["critical_noise_standard_error"], s["predicted_critical_noise"]
@@ -177,7 +193,8 @@ def _critical_noise(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
     )
 
 
-@CLAIMS.rule("finite-depth antipodal fractions match the exact z-diffusion", Ref("2601.21942", "Prop. 1 (Kolmogorov equation)"))
+@CLAIMS.rule("finite-depth antipodal fractions match the exact z-diffusion", Ref("2601.21942", "Prop. 1 (Kolmogorov equation)"),
+             control=_antipodal_leak)
 def _fractions(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
     s = summary(data, p)
     worst, depths = s["worst"], s["depths"]

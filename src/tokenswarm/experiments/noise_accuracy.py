@@ -388,11 +388,30 @@ def _texts(data: xr.Dataset, p: Params, run: RunSettings, task: str, s: dict) ->
     return arms_text, size_note
 
 
+def _trained_accuracy(data: xr.Dataset, change, arms=ARMS) -> xr.Dataset:
+    """``data`` with ``change`` applied to the test accuracies after training (checkpoints >= 1) of ``arms``."""
+    accuracy = data.test_accuracy
+    trained = (data.checkpoint > 0) & data.arm.isin(list(arms))
+    changed = xr.where(trained, change(accuracy), accuracy).transpose(*accuracy.dims).astype(accuracy.dtype)
+    return data.assign(test_accuracy=changed)
+
+
+def _noise_hurts(data: xr.Dataset, drop: float = 0.1) -> xr.Dataset:
+    """Negative control: value noise degrades accuracy: the noise arm's trained test accuracies drop by ``drop``."""
+    return _trained_accuracy(data, lambda accuracy: accuracy - drop, arms=ARMS[:1])
+
+
+def _saturated(data: xr.Dataset) -> xr.Dataset:
+    """Negative control: a task too easy for the protocol: every trained model makes ten times fewer test errors."""
+    return _trained_accuracy(data, lambda accuracy: 1 - (1 - accuracy) / 10)
+
+
 CLAIMS = ClaimSet()
 
 
 @CLAIMS.rule("{task}: value noise on gives higher test accuracy than noise off (suppressing the noise degrades accuracy)",
-             Ref("2601.21942", "abstract: 'suppressing the intrinsic noise degrades accuracy' (protocol ours)"))
+             Ref("2601.21942", "abstract: 'suppressing the intrinsic noise degrades accuracy' (protocol ours)"),
+             control=_noise_hurts)
 def _noise_helps(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verdict]:
     verdicts = []
     sigma_v2 = 1.0 / p.d if p.sigma_v2 is None else p.sigma_v2
@@ -419,7 +438,8 @@ def _noise_helps(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verdict]
 
 
 @CLAIMS.rule("{task}: task not saturated (mean test accuracy of both arms < {saturation})",
-             Ref("2601.21942", "design check (ours): a saturated task cannot show a difference in final accuracy"))
+             Ref("2601.21942", "design check (ours): a saturated task cannot show a difference in final accuracy"),
+             control=_saturated)
 def _not_saturated(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verdict]:
     verdicts = []
     for task in p.tasks:

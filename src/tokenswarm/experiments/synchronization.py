@@ -136,10 +136,39 @@ def bound_violations(data: xr.Dataset, p: Params) -> dict[tuple, float]:
     return violations
 
 
+def _frozen(data: xr.Dataset) -> xr.Dataset:
+    """Negative control: no synchronisation (tokens frozen): E[E_beta] and its s.e. stay at their t = 0 values."""
+    return data.assign({name: data[name].copy(data=np.broadcast_to(data[name].values[:, :1], data[name].shape).copy())
+                        for name in ("energy", "energy_se")})
+
+
+def _flipped_attention(data: xr.Dataset) -> xr.Dataset:
+    """Negative control: the attention sign applied backwards (V = -I where +I is meant, and vice
+    versa): each attention +1 cell holds what its -1 cell measured, and the reverse."""
+    labels = [str(label) for label in data.cell.values]
+
+    def partner(label: str) -> str:
+        for sign, other in (("att=+1", "att=-1"), ("att=-1", "att=+1")):
+            if label.endswith(sign) and label[:-len(sign)] + other in labels:
+                return label[:-len(sign)] + other
+        return label
+
+    index = [labels.index(partner(label)) for label in labels]
+    names = [name for name, variable in data.data_vars.items() if "cell" in variable.dims and name != "lambda_bar_prime"]
+    return data.assign({name: data[name].copy(data=data[name].values[index]) for name in names})
+
+
+def _pairs_break_up(data: xr.Dataset) -> xr.Dataset:
+    """Negative control: the odd field (no bias) loses its antipodal pairs like the biased field."""
+    share = data.antipodal_share
+    return data.assign(antipodal_share=share.copy(data=np.full(share.shape, float(share.sel(odd_bias=0.1)))))
+
+
 CLAIMS = ClaimSet()
 
 
-@CLAIMS.rule("E[E_beta(t)] <= exp(lambda_bar' t) E[E_beta(0)]", Ref("2604.26898", "Thm 1.4 (attention 0 and +1)"))
+@CLAIMS.rule("E[E_beta(t)] <= exp(lambda_bar' t) E[E_beta(0)]", Ref("2604.26898", "Thm 1.4 (attention 0 and +1)"),
+             control=_frozen)
 def _energy_bound(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verdict]:
     violations = bound_violations(data, p)
     if not violations:
@@ -152,7 +181,8 @@ def _energy_bound(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verdict
     )]
 
 
-@CLAIMS.rule("attractive attention speeds synchronisation, repulsive resists it", Ref("2604.26898", "§1.6 (numerics)"))
+@CLAIMS.rule("attractive attention speeds synchronisation, repulsive resists it", Ref("2604.26898", "§1.6 (numerics)"),
+             control=_flipped_attention)
 def _attention_ordering(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verdict]:
     cells, times = _cells(p), data.t.values
     rates = dict(zip(cells, (float(rate) for rate in data.rate.values)))
@@ -178,7 +208,8 @@ def _attention_ordering(data: xr.Dataset, p: Params, run: RunSettings) -> list[V
     )]
 
 
-@CLAIMS.rule("odd field (tanh, no bias): antipodal pairs persist", Ref("2604.26898", "§1.5 and Fig. 1 (S1 fails for odd fields)"))
+@CLAIMS.rule("odd field (tanh, no bias): antipodal pairs persist", Ref("2604.26898", "§1.5 and Fig. 1 (S1 fails for odd fields)"),
+             control=_pairs_break_up)
 def _antipodal_pairs(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
     antipodal = {bias: float(data.antipodal_share.sel(odd_bias=bias)) for bias in (0.0, 0.1)}
     return greater(

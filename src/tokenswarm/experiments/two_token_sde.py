@@ -114,10 +114,18 @@ def summary(data: xr.Dataset, p: Params) -> dict:
             "critical_beta": critical, "subcritical": subcritical}
 
 
+def _antipodal_attracts(data: xr.Dataset, share: float = 0.25) -> xr.Dataset:
+    """Negative control: -1 attracts at every beta: a ``share`` of the runs that collapsed end
+    antipodal instead (a model whose phase transition sits below the smallest beta)."""
+    moved = share * data.collapsed
+    return data.assign(antipodal=data.antipodal + moved, collapsed=data.collapsed - moved)
+
+
 CLAIMS = ClaimSet()
 
 
-@CLAIMS.rule("antipodal fraction matches the rho-diffusion prediction", Ref("2601.21942", "Thm 2 (our derivation, docs/two_token.md)"))
+@CLAIMS.rule("antipodal fraction matches the rho-diffusion prediction", Ref("2601.21942", "Thm 2 (our derivation, docs/two_token.md)"),
+             control=lambda data: _antipodal_attracts(data, share=0.05))
 def _matches_diffusion(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
     s = summary(data, p)
     return less(
@@ -128,7 +136,8 @@ def _matches_diffusion(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict
     )
 
 
-@CLAIMS.rule("no antipodal attraction below beta_c(d)", Ref("2601.21942", "Thm 2 (phase transition)"))
+@CLAIMS.rule("no antipodal attraction below beta_c(d)", Ref("2601.21942", "Thm 2 (phase transition)"),
+             control=_antipodal_attracts)
 def _no_attraction_below(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict | None:
     s = summary(data, p)
     subcritical = s["subcritical"]
