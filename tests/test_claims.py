@@ -221,3 +221,38 @@ def test_claims_on_an_untrained_model_are_inconclusive():
     assert pvt._every_layer([0.99, 0.985], [1.0, 1.0], 0.98) is True
     assert pvt._every_layer([0.97, 0.5], [0.99, 0.6], 0.98) is False   # one layer decisively below
     assert pvt._every_layer([0.97, 0.99], [0.99, 1.0], 0.98) is None   # a layer's interval straddles
+
+
+def test_an_equiangular_crossing_beyond_t_max_is_out_of_reach_not_failed(tmp_path):
+    """At beta = 10 the scalar ODE itself crosses rho = 0.999 only at t = 617: a quick run to t = 14
+    cannot decide, and says which t_max would (issue 14 §4)."""
+    load_all()
+    result, _ = registry.run_experiment("equiangular", {"beta": "10"}, quick=True, out_dir=tmp_path / "run")
+    claims = {claim.name: claim for claim in result.claims}
+    for name in ("crossing time of rho = 0.999", "late slope of log(1 - rho)"):
+        assert claims[name].passed is None and "t_max=" in claims[name].detail, claims[name]
+    assert claims["particles follow the equiangular ODE"].passed is True
+
+
+def test_a_metastable_noise_free_run_is_continued_and_a_resting_one_fails():
+    """stochastic-clusters' deterministic control: runs still in several clusters at t_max are
+    continued to 8 t_max; moving ones are metastable (inconclusive), resting ones contradict Thm 6.1."""
+    import numpy as np
+    import xarray as xr
+
+    from tokenswarm.experiments import stochastic_clusters as sc
+
+    runs = 200
+    params = sc.Params(runs=runs, t_max=10.0)
+
+    def data(at_t_max, late, speed):
+        return xr.Dataset({"outcome": ("run", np.zeros(runs, int)), "deterministic_outcome": ("run", at_t_max),
+                           "deterministic_outcome_late": ("run", late), "deterministic_speed_late": ("run", speed)})
+
+    stuck = np.zeros(runs, int)
+    stuck[:10] = 2  # 5% in several clusters at t_max
+    judge = sc._deterministic
+    assert judge(data(stuck, np.zeros(runs, int), np.zeros(runs)), params, RunSettings()).passed is True
+    moving = judge(data(stuck, stuck, np.where(stuck > 0, 1e-3, 0.0)), params, RunSettings())
+    assert moving.passed is None and "metastable" in moving.detail
+    assert judge(data(stuck, stuck, np.zeros(runs)), params, RunSettings()).passed is False

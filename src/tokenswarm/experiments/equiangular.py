@@ -141,14 +141,14 @@ def _window_out_of_reach(data: xr.Dataset, p: Params) -> str:
     enter, leave = (float(theory.equiangular_crossing_time(1 - gap, p.rho0, p.n, p.beta, p.model))
                     for gap in (SLOPE_WINDOW[1], SLOPE_WINDOW[0]))
     times = data.t.values
+    if np.count_nonzero((times > enter) & (times < leave)) >= 5:
+        return ""
     if leave > times[-1]:
-        return (f"out of reach: the scalar ODE leaves the window 1-rho in {SLOPE_WINDOW} only at t = {leave:.4g} "
-                f"(enters at {enter:.4g}), beyond t_max = {times[-1]:g}; -p t_max={math.ceil(1.05 * leave)} would decide")
-    if np.count_nonzero((times > enter) & (times < leave)) < 5:
-        needed = math.ceil(6 * times[-1] / max(leave - enter, 1e-300)) + 1
-        return (f"out of reach: the scalar ODE crosses the window 1-rho in {SLOPE_WINDOW} within t in "
-                f"[{enter:.4g}, {leave:.4g}], fewer than 5 output times; -p samples={needed} would decide")
-    return ""
+        return (f"out of reach: the scalar ODE passes the window 1-rho in {SLOPE_WINDOW} over t in [{enter:.4g}, {leave:.4g}], "
+                f"fewer than 5 output times before t_max = {times[-1]:g}; -p t_max={math.ceil(1.05 * leave)} would decide")
+    needed = math.ceil(6 * times[-1] / max(leave - enter, 1e-300)) + 1
+    return (f"out of reach: the scalar ODE crosses the window 1-rho in {SLOPE_WINDOW} within t in "
+            f"[{enter:.4g}, {leave:.4g}], fewer than 5 output times; -p samples={needed} would decide")
 
 
 @CLAIMS.rule("crossing time of rho = 0.999", Ref("2312.10794", "Fig. 3 (black curve)"), control=_sped_up)
