@@ -69,27 +69,20 @@ def test_quick_experiment_passes_its_claims(name, tmp_path):
 # dataset into data of a model that breaks the claim, and every verdict on it must be FAIL
 # (not pass, not inconclusive). Experiments listed here have rules still without a control.
 WITHOUT_CONTROLS: set[str] = {
-    "activation-table",
     "common-noise-pde",
     "depth-limit",
-    "energy",
     "hybrid-threshold",
     "information-flow",
-    "linear-stability",
-    "lyapunov",
     "mean-field",
-    "metastability",
     "noise-accuracy",
     "noisy-kuramoto",
     "pde-vs-transformer",
-    "phase-diagram",
     "propagation-of-chaos",
     "random-weights",
     "real-tokens",
     "stabilizers",
     "stochastic-clusters",
     "synchronization",
-    "trajectories",
     "two-token-sde",
 }
 
