@@ -120,11 +120,22 @@ def _increases(value: str):
     return judge
 
 
-CLAIMS.rule("energy increases along the flow (identity)", Ref("2312.10794", "eq. (3.6), Lemma 3.7"))(_increases("identity"))
-CLAIMS.rule("energy increases along the flow (symmetric)", Ref("2312.10794", "§3.4.1"))(_increases("symmetric"))
+def _drifting(value: str, rate: float):
+    """Negative control: an integrator that adds ``rate`` energy per unit time to the ``value`` runs
+    (rate < 0: a dissipative scheme leaking energy; rate > 0: one pumping energy in)."""
+    def control(data: xr.Dataset) -> xr.Dataset:
+        return data.assign({f"energy_{value}": data[f"energy_{value}"] + rate * data.t})
+    return control
 
 
-@CLAIMS.rule("energy decreases along the repulsive flow (V = -I)", Ref("2312.10794", "§3.3, §9.1"))
+CLAIMS.rule("energy increases along the flow (identity)", Ref("2312.10794", "eq. (3.6), Lemma 3.7"),
+            control=_drifting("identity", -1e-3))(_increases("identity"))
+CLAIMS.rule("energy increases along the flow (symmetric)", Ref("2312.10794", "§3.4.1"),
+            control=_drifting("symmetric", -1e-3))(_increases("symmetric"))
+
+
+@CLAIMS.rule("energy decreases along the repulsive flow (V = -I)", Ref("2312.10794", "§3.3, §9.1"),
+             control=_drifting("minus_identity", 1e-3))
 def _decreases(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict | None:
     if "minus_identity" not in p.value:
         return None
@@ -133,7 +144,13 @@ def _decreases(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict | None:
                 detail=f"largest step-to-step increase over {p.runs} runs (round-off floor {floor:.1e})")
 
 
-@CLAIMS.rule("energy never below the uniform measure's ({value})", Ref("2312.10794", "Prop. 3.4"))
+def _underweighted(data: xr.Dataset) -> xr.Dataset:
+    """Negative control: an energy whose prefactor 1/(2 beta n^2) is 5% too small, so that it
+    dips below the uniform measure's."""
+    return data.assign({name: 0.95 * data[name] for name in data.data_vars if name.startswith("energy_")})
+
+
+@CLAIMS.rule("energy never below the uniform measure's ({value})", Ref("2312.10794", "Prop. 3.4"), control=_underweighted)
 def _above_uniform(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verdict]:
     verdicts = []
     for value, entry in summary(data, p).items():
@@ -148,7 +165,16 @@ def _above_uniform(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verdic
     return verdicts
 
 
-@CLAIMS.rule("repulsive flow with n = d + 1 = {n} reaches the regular simplex", Ref("2312.10794", "§9.1 (Cohn–Kumar)"))
+def _stalled(data: xr.Dataset, gap: float = 1e-5) -> xr.Dataset:
+    """Negative control: a repulsive flow that stops ``gap`` above its limit (stuck at an
+    equilibrium that is not the simplex): its energy stays constant from then on."""
+    energy = data.energy_simplex_run
+    floor = energy.isel(t_simplex=-1) + gap
+    return data.assign(energy_simplex_run=energy.where(energy > floor, floor).transpose(*energy.dims))
+
+
+@CLAIMS.rule("repulsive flow with n = d + 1 = {n} reaches the regular simplex", Ref("2312.10794", "§9.1 (Cohn–Kumar)"),
+             control=_stalled)
 def _simplex(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict | None:
     if not p.simplex_check:
         return None

@@ -75,7 +75,8 @@ CLAIMS = ClaimSet()
 
 
 @CLAIMS.rule("measured exponent equals lambda_1 ({activation})",
-             Ref("2604.26898", "§1.4, λ₁ = ((d-3)/2)K'(1) - ((d-1)/2)K(1)"))
+             Ref("2604.26898", "§1.4, λ₁ = ((d-3)/2)K'(1) - ((d-1)/2)K(1)"),
+             control=lambda data: data.assign(measured=2 * data.measured))  # Benettin sums log |x - y|², not log |x - y|
 def _equals_lambda_1(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verdict]:
     verdicts = []
     for activation in data.activation.values:

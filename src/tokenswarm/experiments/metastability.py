@@ -76,10 +76,24 @@ def summary(data: xr.Dataset, p: Params) -> dict:
     return out
 
 
+def _split_clusters(data: xr.Dataset) -> xr.Dataset:
+    """Negative control: a counter that sees every cluster twice (the metastable state of a
+    model with twice as many clusters, as at 4 beta), in the runs and in the sweep."""
+    return data.assign(clusters=2 * data.clusters, sweep_quartiles=2 * data.sweep_quartiles)
+
+
+def _beta_ignored(data: xr.Dataset) -> xr.Dataset:
+    """Negative control: a sweep whose attention ignores beta (every run at the first beta's
+    temperature), so the count does not grow with beta."""
+    quartiles = data.sweep_quartiles
+    first = quartiles.isel(sweep_beta=0, drop=True).broadcast_like(quartiles)
+    return data.assign(sweep_quartiles=first.transpose(*quartiles.dims))
+
+
 CLAIMS = ClaimSet()
 
 
-@CLAIMS.rule("median cluster count at t = {t}, beta = {beta}", Ref("2312.10794", "Fig. 4"))
+@CLAIMS.rule("median cluster count at t = {t}, beta = {beta}", Ref("2312.10794", "Fig. 4"), control=_split_clusters)
 def _figure4(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verdict]:
     s = summary(data, p)
     verdicts = []
@@ -95,7 +109,7 @@ def _figure4(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verdict]:
 
 
 @CLAIMS.rule("cluster count grows like sqrt(beta)",
-             Ref("2512.01868", "Θ(sqrt(beta)) clusters in the first metastable state"))
+             Ref("2512.01868", "Θ(sqrt(beta)) clusters in the first metastable state"), control=_beta_ignored)
 def _sqrt_beta(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict | None:
     s = summary(data, p)
     if "sweep_exponent" not in s:
@@ -108,7 +122,8 @@ def _sqrt_beta(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict | None:
 
 
 @CLAIMS.rule("count matches the fastest linear mode",
-             Ref("2312.10794", "numerical check: linearisation of (3.1) on the circle (theory.circle_growth_rate)"))
+             Ref("2312.10794", "numerical check: linearisation of (3.1) on the circle (theory.circle_growth_rate)"),
+             control=_split_clusters)
 def _fastest_mode(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
     s = summary(data, p)
     ratio = np.asarray(s["sweep_ratio_to_fastest_mode"])

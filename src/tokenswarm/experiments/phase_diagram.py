@@ -76,6 +76,40 @@ def summary(data: xr.Dataset, p: Params) -> dict:
     return metrics
 
 
+def _with_panels(data: xr.Dataset, change) -> xr.Dataset:
+    """The dataset with ``fraction[:, j] = change(fraction[:, j], j-th d)`` for every panel (a control's helper)."""
+    fraction = data.fraction.values.copy()
+    for j, d in enumerate(data.d.values):
+        fraction[:, j] = change(fraction[:, j], int(d))
+    return data.assign(fraction=data.fraction.copy(data=fraction))
+
+
+def _merging(data: xr.Dataset, rate: float = 0.1) -> xr.Dataset:
+    """Negative control: d = 2 clusters that are not metastable but merge at ``rate``:
+    the unclustered share of pairs decays like exp(-rate t) on top of the run's."""
+    decay = np.exp(-rate * data.t.values)
+    return _with_panels(data, lambda f, d: 1 - (1 - f) * decay if d == 2 else f)
+
+
+def _low_rank_start(data: xr.Dataset) -> xr.Dataset:
+    """Negative control: a sampler that draws the high-d tokens in the subspace of the smallest
+    d (a plane for d = 2), so every d >= 128 panel shows that panel's gradual, metastable
+    dynamics instead of a sharp front."""
+    low = data.fraction.values[:, int(np.argmin(data.d.values))]
+    return _with_panels(data, lambda f, d: low if d >= 128 else f)
+
+
+def _fast_clock(data: xr.Dataset, factor: float = 1.3) -> xr.Dataset:
+    """Negative control: high-d runs whose clock runs ``factor`` times too fast (a wrong time
+    scale), fraction(factor t) on the same grid: the boundary comes ~23% early."""
+    t = data.t.values
+    faster = np.minimum(factor * t, t[-1])
+
+    def change(f, d):
+        return np.apply_along_axis(lambda row: np.interp(faster, t, row), -1, f) if d >= 128 else f
+    return _with_panels(data, change)
+
+
 CLAIMS = ClaimSet()
 
 
@@ -83,7 +117,7 @@ def _cells(data: xr.Dataset):
     return [(str(scheme), int(d)) for scheme in data.scheme.values for d in data.d.values]
 
 
-@CLAIMS.rule("d = 2 plateau well below 1 ({scheme})", Ref("2312.10794", "Fig. 3 (d = 2 panel)"))
+@CLAIMS.rule("d = 2 plateau well below 1 ({scheme})", Ref("2312.10794", "Fig. 3 (d = 2 panel)"), control=_merging)
 def _plateau(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verdict]:
     s = summary(data, p)
     return [
@@ -95,7 +129,8 @@ def _plateau(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verdict]:
     ]
 
 
-@CLAIMS.rule("d = {d} diagram nearly 0/1-valued ({scheme})", Ref("2312.10794", "Fig. 3 (d >= 128 panels)"))
+@CLAIMS.rule("d = {d} diagram nearly 0/1-valued ({scheme})", Ref("2312.10794", "Fig. 3 (d >= 128 panels)"),
+             control=_low_rank_start)
 def _binary(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verdict]:
     s = summary(data, p)
     return [
@@ -106,7 +141,7 @@ def _binary(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verdict]:
 
 
 @CLAIMS.rule("d = {d} boundary follows the equiangular ODE ({scheme})",
-             Ref("2312.10794", "Fig. 3 (black curve), Thm 6.9"))
+             Ref("2312.10794", "Fig. 3 (black curve), Thm 6.9"), control=_fast_clock)
 def _boundary(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verdict]:
     s = summary(data, p)
     return [

@@ -51,7 +51,8 @@ CLAIMS = ClaimSet()
 
 
 @CLAIMS.rule("tokens stay on the sphere",
-             Ref("2312.10794", "numerical check: docs/theory/attention_ode.md §1.2 (retraction)"))
+             Ref("2312.10794", "numerical check: docs/theory/attention_ode.md §1.2 (retraction)"),
+             control=lambda data: data.assign(x=data.x * (1 + 1e-9 * data.t)))  # no retraction: norms drift 1e-9 per unit time
 def _on_sphere(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
     return less(norm_error(data), 1e-12 if run.dtype == "float64" else 1e-5,
                 detail="max | |x_i(t)| - 1 | over the trajectory")
