@@ -43,7 +43,7 @@ import torch
 import xarray as xr
 
 from tokenswarm.experiments.registry import RunContext, register
-from tokenswarm.io.claims import ClaimSet, RunSettings, Verdict, less
+from tokenswarm.io.claims import ClaimSet, RunSettings, Verdict, inconclusive, less
 from tokenswarm.io.refs import Ref
 from tokenswarm.io.results import Result
 from tokenswarm.nets import HybridTransformer
@@ -181,15 +181,18 @@ CLAIMS = ClaimSet()
 def _critical_noise(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
     s = summary(data, p)
     estimate, estimate_se, predicted = s["critical_noise"], s["critical_noise_standard_error"], s["predicted_critical_noise"]
+    if not math.isfinite(estimate) and not min(p.eps) <= predicted <= max(p.eps):
+        return inconclusive(None, f"{predicted:.4f}",
+                            f"out of reach: E[z_T - z_0] changes sign nowhere in eps = {min(p.eps):g}..{max(p.eps):g}, "
+                            f"a grid that does not contain the prediction {predicted:.4f}; a -p eps grid around it would decide")
     return less(
         abs(estimate - predicted), 4 * estimate_se + 0.02,
         detail=f"root over eps of E[z_T - z_0] extrapolated to L = inf ({s['extrapolation']}): "
                f"{estimate:.4f} ± {estimate_se:.4f} (s.e., {p.runs} runs per eps, T = {p.t_max:g}); "
                f"predicted {predicted:.4f}; 0.02 allows for the linear interpolation between eps grid points"
                + ("" if math.isfinite(estimate) else
-                  f"; inconclusive on this grid: E[z_T - z_0] changes sign nowhere in eps = {min(p.eps):g}..{max(p.eps):g}"
-                  f"{'' if min(p.eps) <= predicted <= max(p.eps) else f', which does not contain the prediction {predicted:.4f}'}"
-                  " (widen -p eps)"),
+                  f"; E[z_T - z_0] changes sign nowhere in eps = {min(p.eps):g}..{max(p.eps):g}, a grid that contains "
+                  "the prediction: no threshold where one is predicted"),
     )
 
 

@@ -429,7 +429,8 @@ def _noise_helps(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verdict]
             reading += (f"; quick sizes ({p.seeds} seeds, L = {p.layers}, {p.epochs} epochs): a check that the "
                         "comparison runs, not the full result")
         verdicts.append(verdict(
-            mean, "95% Student t-interval of paired (noise on - noise off) test accuracy entirely > 0", low > 0,
+            mean, "95% Student t-interval of paired (noise on - noise off) test accuracy entirely > 0",
+            True if low > 0 else False if high < 0 else None,  # an interval containing 0 decides nothing
             detail=(f"{reading}; mean paired difference {mean:+.4f} ± {s['difference_se']:.4f} (s.e.); {arms_text}; "
                     f"{tests_text}; sigma_v2 = {sigma_v2:g}; {size_note}"),
             labels={"task": task},
