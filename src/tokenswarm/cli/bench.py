@@ -50,6 +50,9 @@ class AllParams:
     repeats: int = field(default=1, metadata={"min": 1, "help": "alternated repetitions of the Fig. 3 job"})
     span_runs: int = field(default=512, metadata={"min": 16, "help": "runs per beta of the span-reduction and float32 ratios"})
     sde_runs: int = field(default=4000, metadata={"min": 16, "help": "runs of the two-token SDE ensembles"})
+    mlp_runs: int = field(default=12, metadata={"min": 2, "help": "runs of the random-MLP ensembles (a synchronization cell: n = 64, d = 64, width 256, 150 layers)"})
+    memory_sde_runs: int = field(default=50000, metadata={"min": 16, "help": "smallest of the 4 run counts (x1, x2, x4, x8) of the two-token memory fit"})
+    memory_mlp_runs: int = field(default=16, metadata={"min": 1, "help": "smallest of the 4 run counts (x1, x2, x4, x8) of the random-MLP memory fit"})
     out: str = field(default="", metadata={"help": "write the Markdown page here (e.g. docs/benchmarks.md)"})
 
 
@@ -69,6 +72,8 @@ def bench_all(params: AllParams, device) -> dict:
     results["span_reduction"] = ep.bench_span_reduction(runs=params.span_runs)
     results["float32"] = ep.bench_float32(runs=params.span_runs)
     results["two_token"] = ep.bench_two_token(runs=params.sde_runs)
+    results["random_mlp"] = ep.bench_random_mlp(runs=params.mlp_runs)
+    results["memory"] = ep.bench_memory_scaling(two_token_runs=params.memory_sde_runs, mlp_runs=params.memory_mlp_runs)
     return results
 
 

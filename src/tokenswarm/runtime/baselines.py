@@ -2,7 +2,10 @@
 
 * :func:`authors_loop`: a reimplementation of the original phase-diagram loop (the baseline
   of Fig. 3), also a command for a child process (below);
-* :func:`plain_value_noise_loop`: the two-token value-noise SDE written as a user would.
+* :func:`plain_value_noise_loop`: the two-token value-noise SDE written as a user would;
+* :func:`plain_random_mlp_loop`: the random-MLP Transformer of the ``synchronization``
+  experiment (attention layer, then MLP layer with fresh Gaussian weights) with its energy
+  recorded after every layer, written as a user would.
 
 The authors' loop
 
@@ -72,6 +75,47 @@ def plain_value_noise_loop(x: torch.Tensor, beta: float, sigma2: float, t_max: f
         x = x + y @ dW.transpose(1, 2)
         x = x / x.norm(dim=-1, keepdim=True)
     return x
+
+
+_PLAIN_ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid,
+                      "silu": torch.nn.functional.silu, "gelu": torch.nn.functional.gelu, "identity": lambda z: z}
+
+
+def plain_random_mlp_loop(x: torch.Tensor, layers: int, width: int, activation: str, beta: float, attention_sign: float,
+                          sigma_u: float, sigma_w: float, t_max: float,
+                          generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Energies ``(layers + 1, runs)`` and final state of ``x`` ``(runs, n, d)`` through ``layers``
+    random-MLP Transformer layers of step ``h = t_max / layers``: an attention step
+    ``x <- N(x + h P⊥_x (s softmax(beta x xᵀ) x))`` (``s`` the attention sign, skipped when 0), then
+    ``x <- N(x + sqrt(h) (W σ(U x / sqrt(d) + b_U) / sqrt(m) + b_W))`` with ``U, W, b_U, b_W``
+    drawn fresh per layer and run (in that order, so the same ``generator`` state gives the same
+    network as :class:`~tokenswarm.nets.RandomMLPTransformer`). The energy
+    ``E_beta = ½ mean_ij (e^beta - e^{beta <x_i, x_j>})`` is read from the Gram matrix, as a
+    user would write it from the paper's formula. Dense matrices, one Python loop over layers."""
+    runs, d = x.shape[0], x.shape[-1]
+    h = t_max / layers
+    sigma = _PLAIN_ACTIVATIONS[activation]
+    options = {"generator": generator, "dtype": x.dtype}
+
+    def energy(x):
+        return 0.5 * (math.exp(beta) - torch.exp(beta * (x @ x.transpose(1, 2)))).mean(dim=(1, 2))
+
+    energies = [energy(x)]
+    for _ in range(layers):
+        if attention_sign:
+            y = attention_sign * (torch.softmax(beta * (x @ x.transpose(1, 2)), dim=-1) @ x)
+            y = y - (x * y).sum(-1, keepdim=True) * x
+            x = x + h * y
+            x = x / x.norm(dim=-1, keepdim=True)
+        U = torch.randn(runs, width, d, **options)
+        W = torch.randn(runs, d, width, **options)
+        b_u = sigma_u * torch.randn(runs, 1, width, **options)
+        b_w = sigma_w * torch.randn(runs, 1, d, **options)
+        hidden = sigma(x @ U.transpose(1, 2) / math.sqrt(d) + b_u)
+        x = x + math.sqrt(h) * (hidden @ W.transpose(1, 2) / math.sqrt(width) + b_w)
+        x = x / x.norm(dim=-1, keepdim=True)
+        energies.append(energy(x))
+    return torch.stack(energies), x
 
 
 def main() -> None:

@@ -5,12 +5,24 @@ a drift of the machine's speed hits both: the Fig. 3 job as a whole command agai
 plain reimplementation of the authors' loop (:mod:`tokenswarm.runtime.baselines`), each in a
 child process whose own peak resident memory the operating system reports (``os.wait4``);
 the span reduction as the cost of a d = 128 job over the same job at d = 32; the two-token
-SDE ensembles in runs per second against a plain loop.
+SDE ensembles and the random-MLP ensembles of ``synchronization`` in runs per second against
+plain loops; the peak memory of both ensembles in child processes at four run counts, fitted
+by a line in the number of runs.
+
+The memory children are this module run as a command::
+
+    python -m tokenswarm.runtime.ensemble_perf memory two-token --runs 50000
+    python -m tokenswarm.runtime.ensemble_perf memory random-mlp --runs 16
+    python -m tokenswarm.runtime.ensemble_perf memory import   # the imports only: the baseline
+
+each printing one JSON line (the bytes per run of the ensemble's state tensor, the seconds).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -24,7 +36,8 @@ import torch
 
 from tokenswarm.ensembles import boundary_times, clustered_fraction
 
-__all__ = ["machine", "run_child", "bench_phase_job", "bench_span_reduction", "bench_two_token"]
+__all__ = ["machine", "run_child", "bench_phase_job", "bench_span_reduction", "bench_two_token", "bench_random_mlp",
+           "bench_memory_scaling", "fit_line"]
 
 
 def machine() -> dict:
@@ -163,6 +176,126 @@ def bench_two_token(runs: int = 4000, d: int = 6, beta: float = 2.0, steps: int 
             "ratio": _summary(ratios)}
 
 
+def bench_random_mlp(runs: int = 12, n: int = 64, d: int = 64, width: int = 256, layers: int = 150, t_max: float = 5.0,
+                     beta: float = 1.0, activation: str = "relu", bias: float = 0.1, attention: float = 1.0,
+                     repeats: int = 3) -> dict:
+    """Runs per second of the random-MLP Transformer ensemble of the ``synchronization`` experiment
+    (one cell of its grid: ``energy_curve``, i.e. :class:`~tokenswarm.nets.RandomMLPTransformer`
+    layer by layer with the energy ``E_beta`` read after every layer) against
+    :func:`~tokenswarm.runtime.baselines.plain_random_mlp_loop`, alternated ``repeats`` times.
+
+    Of the two random-MLP ensembles, ``synchronization``'s is the one whose per-run cost makes
+    its experiment: the experiment is nothing but these ensembles (a few runs per cell over its
+    (d, bias, activation, attention) grid, 150 layers of n = 64 tokens, width 256), each run
+    costing O(L (n² d + n d m)) plus ``m d`` fresh Gaussians per layer, while ``depth-limit``'s
+    random-MLP part (``integrate_sde`` with :class:`~tokenswarm.noise.FieldNoise`, a few
+    hundred runs of n = 4, d = 4) costs little per run and is a small share of that experiment,
+    whose time goes to its value-noise and width parts.
+
+    Both sides start from the same tokens and draw the same weights from equal generators, so
+    they compute the same energies up to rounding: ``max_energy_difference`` (last repetition)
+    is the largest absolute difference, relative to ``e^beta``.
+    """
+    from tokenswarm.experiments.synchronization import Params, energy_curve
+    from tokenswarm.runtime.baselines import plain_random_mlp_loop
+    from tokenswarm.runtime.threads import torch_threads
+    from tokenswarm.sphere import sample_uniform
+
+    params = Params(n=n, width=width, beta=beta, runs=runs)
+    ours, plain, difference = [], [], float("nan")
+    with torch_threads(1):
+        for _ in range(repeats):
+            start = time.perf_counter()
+            energies, _ = energy_curve(params, d, bias, activation, attention, layers, t_max, torch.Generator().manual_seed(0),
+                                       torch.float64, torch.device("cpu"))
+            ours.append(runs / (time.perf_counter() - start))
+            generator = torch.Generator().manual_seed(0)
+            start = time.perf_counter()
+            x0 = sample_uniform(n, d, runs, generator=generator)
+            reference, _ = plain_random_mlp_loop(x0, layers, width, activation, beta, attention, bias, bias, t_max, generator)
+            plain.append(runs / (time.perf_counter() - start))
+            difference = float(np.max(np.abs(energies - reference.numpy()))) / math.exp(beta)
+    ratios = [a / b for a, b in zip(ours, plain)]
+    return {"experiment": "synchronization", "runs": runs, "n": n, "d": d, "width": width, "layers": layers, "t_max": t_max,
+            "beta": beta, "activation": activation, "bias": bias, "attention": attention,
+            "runs_per_second": {"tokenswarm": _summary(ours), "plain": _summary(plain)}, "ratio": _summary(ratios),
+            "max_energy_difference": difference, "repeats": repeats}
+
+
+# Sizes of the memory children (fixed, small: a child holds one ensemble for a few steps; the
+# random-MLP layers have the experiment's step T / L = 5 / 150).
+MEMORY_SIZES = {"two-token": {"d": 6, "beta": 2.0, "steps": 5, "t_max": 1.0},
+                "random-mlp": {"n": 64, "d": 64, "width": 256, "layers": 2, "t_max": 5.0 * 2 / 150, "beta": 1.0,
+                               "activation": "relu", "bias": 0.1, "attention": 1.0}}
+
+
+def memory_job(ensemble: str, runs: int) -> dict:
+    """One ensemble of ``runs`` runs at :data:`MEMORY_SIZES` (``"import"``: the imports only);
+    returns the bytes per run of its state tensor (the tokens) and the seconds. The command
+    (:func:`main`) runs it in one thread, as :func:`bench_two_token` and :func:`bench_random_mlp`."""
+    from tokenswarm.experiments.synchronization import Params, energy_curve
+    from tokenswarm.noise import ValueNoise
+    from tokenswarm.solve import EulerMaruyama
+    from tokenswarm.solve.sde import integrate_sde
+    from tokenswarm.sphere import sample_uniform
+
+    generator = torch.Generator().manual_seed(0)
+    start = time.perf_counter()
+    if ensemble == "import":
+        state = 0
+    elif ensemble == "two-token":
+        size = MEMORY_SIZES[ensemble]
+        x0 = sample_uniform(2, size["d"], runs, generator=generator)
+        noise = ValueNoise(beta=size["beta"], sigma2=1.0 / size["d"], low_rank=True)
+        integrate_sde(None, noise, x0, size["t_max"], size["steps"], solver=EulerMaruyama(), generator=generator)
+        state = x0[0].numel() * x0.element_size()
+    elif ensemble == "random-mlp":
+        size = MEMORY_SIZES[ensemble]
+        params = Params(n=size["n"], width=size["width"], beta=size["beta"], runs=runs)
+        _, x = energy_curve(params, size["d"], size["bias"], size["activation"], size["attention"], size["layers"],
+                            size["t_max"], generator, torch.float64, torch.device("cpu"))
+        state = x[0].numel() * x.element_size()
+    else:
+        raise ValueError(f"unknown ensemble {ensemble!r}; valid: import, two-token, random-mlp")
+    return {"ensemble": ensemble, "runs": runs, "state_bytes_per_run": state, "seconds": time.perf_counter() - start}
+
+
+def fit_line(runs, memory) -> dict:
+    """Least-squares ``memory = a + b runs``; ``max_relative_deviation``: max over the points of
+    ``|memory - (a + b runs)| / memory``."""
+    runs, memory = np.asarray(runs, float), np.asarray(memory, float)
+    b, a = np.polyfit(runs, memory, 1)
+    deviation = np.abs(memory - (a + b * runs)) / np.abs(memory)
+    return {"intercept": float(a), "slope": float(b), "max_relative_deviation": float(deviation.max())}
+
+
+def bench_memory_scaling(two_token_runs: int = 50000, mlp_runs: int = 16, factors: tuple[int, ...] = (1, 2, 4, 8)) -> dict:
+    """Peak resident memory of a child process (:func:`run_child`) running the two-token SDE
+    ensemble (as :func:`bench_two_token`, a few steps) and the ``synchronization`` random-MLP
+    ensemble (as :func:`bench_random_mlp`, two layers) at ``runs * factor`` runs, less the peak
+    of a child that only imports them; fitted by ``a + b runs`` (:func:`fit_line`).
+
+    Per ensemble: the points, ``mib_per_1000_runs`` (``b``), ``intercept_mib`` (``a``), the largest
+    relative deviation of a point from the line, and ``per_run_over_state``: the bytes the
+    engine holds per run (``b``) over the bytes of one run's state tensor (the minimum).
+    """
+    command = [sys.executable, "-m", "tokenswarm.runtime.ensemble_perf", "memory"]
+    _, baseline, _ = run_child([*command, "import"])
+    out = {"baseline_mib": baseline, "factors": list(factors)}
+    for ensemble, smallest in (("two-token", two_token_runs), ("random-mlp", mlp_runs)):
+        points, state = [], 0
+        for factor in factors:
+            _, peak, text = run_child([*command, ensemble, "--runs", str(smallest * factor)])
+            state = json.loads(text.strip().splitlines()[-1])["state_bytes_per_run"]
+            points.append({"runs": smallest * factor, "peak_mib": peak, "above_baseline_mib": peak - baseline})
+        fit = fit_line([p["runs"] for p in points], [p["above_baseline_mib"] for p in points])
+        per_run = fit["slope"] * 2**20
+        out[ensemble] = {"sizes": MEMORY_SIZES[ensemble], "points": points, "mib_per_1000_runs": 1000 * fit["slope"],
+                         "intercept_mib": fit["intercept"], "max_relative_deviation": fit["max_relative_deviation"],
+                         "state_bytes_per_run": state, "per_run_over_state": per_run / state}
+    return out
+
+
 def _row(cells) -> str:
     return "| " + " | ".join(str(c) for c in cells) + " |\n"
 
@@ -213,4 +346,47 @@ def markdown(results: dict) -> str:
     lines.append(f"{rps['tokenswarm']['median']:.0f} runs/s (`integrate_sde`, low-rank value noise) against "
                  f"{rps['plain']['median']:.0f} runs/s for a plain loop with full d x d noise matrices: "
                  f"{tt['ratio']['median']:.2f}x (min {tt['ratio']['min']:.2f}, max {tt['ratio']['max']:.2f}).\n")
+    if "random_mlp" in results:
+        rm = results["random_mlp"]
+        rps = rm["runs_per_second"]
+        lines.append(f"\n## Random-MLP ensembles (synchronization: {rm['runs']} runs, n = {rm['n']}, d = {rm['d']}, "
+                     f"width {rm['width']}, {rm['layers']} layers, {rm['activation']}, bias {rm['bias']:g}, "
+                     f"attention {rm['attention']:+g})\n\n")
+        lines.append(f"{rps['tokenswarm']['median']:.2f} runs/s for the experiment's own loop (`RandomMLPTransformer` layer by "
+                     "layer, the energy E_beta from squared distances after every layer) against "
+                     f"{rps['plain']['median']:.2f} runs/s for a plain loop with the same weights (dense attention, energy "
+                     f"from the Gram matrix), alternated {rm['repeats']} time(s): {rm['ratio']['median']:.2f}x "
+                     f"(min {rm['ratio']['min']:.2f}, max {rm['ratio']['max']:.2f}); largest energy difference "
+                     f"{rm['max_energy_difference']:.1e} e^beta.\n")
+    if "memory" in results:
+        mem = results["memory"]
+        lines.append("\n## Memory linear in runs\n\n")
+        lines.append(f"Peak resident memory of a child process running one ensemble at {', '.join(f'{k}x' for k in mem['factors'])} "
+                     f"its smallest run count, less that of a child that only imports it ({mem['baseline_mib']:.0f} MiB), "
+                     "fitted by a + b runs; the last column is b over the bytes of one run's tokens (the least a run "
+                     "needs).\n\n")
+        lines.append(_row(["ensemble", "runs", "MiB above imports", "b (MiB / 1000 runs)", "a (MiB)",
+                           "max deviation from the line", "b / state bytes"]))
+        lines.append(_row(["---"] * 7))
+        for name in ("two-token", "random-mlp"):
+            e = mem[name]
+            lines.append(_row([name, ", ".join(str(p["runs"]) for p in e["points"]),
+                               ", ".join(f"{p['above_baseline_mib']:.0f}" for p in e["points"]),
+                               f"{e['mib_per_1000_runs']:.3g}", f"{e['intercept_mib']:.0f}",
+                               f"{100 * e['max_relative_deviation']:.1f}%", f"{e['per_run_over_state']:.0f}"]))
     return "".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="a memory child of tokenswarm bench all")
+    commands = parser.add_subparsers(dest="command", required=True)
+    memory = commands.add_parser("memory", help="run one ensemble and print one JSON line")
+    memory.add_argument("ensemble", choices=["import", "two-token", "random-mlp"])
+    memory.add_argument("--runs", type=int, default=0)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    print(json.dumps(memory_job(args.ensemble, args.runs)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
