@@ -62,3 +62,20 @@ def test_ordering_at_d128_measures_the_dynamics_not_the_floor(tmp_path):
                         for a in ("sigmoid", "relu")])
     assert ordering.measured == expected
     assert ordering.passed, ordering.detail
+
+
+@pytest.mark.parametrize("width", [1.0, 1e-4, 1e-8])
+def test_paper_energy_keeps_its_relative_accuracy_near_collapse(width):
+    """The centred Gram product gives the squared distances of the (n, n, d) differences to
+    round-off relative to the energy itself, however tight the cluster (two antipodal
+    clusters included), where 1 - <x_i, x_j> would lose everything below eps."""
+    from tokenswarm.experiments.synchronization import paper_energy
+
+    generator = torch.Generator().manual_seed(3)
+    centre = torch.nn.functional.normalize(torch.randn(2, 1, 16, generator=generator, dtype=torch.float64), dim=-1)
+    x = torch.nn.functional.normalize(centre + width * torch.randn(2, 12, 16, generator=generator, dtype=torch.float64), dim=-1)
+    x[1, :6] *= -1  # the second system: two antipodal clusters
+    beta = 2.0
+    squared = (x.unsqueeze(-2) - x.unsqueeze(-3)).pow(2).sum(-1)
+    direct = (-0.5 * math.exp(beta) * torch.expm1(-0.5 * beta * squared)).mean(dim=(-2, -1))
+    assert torch.allclose(paper_energy(x, beta), direct, rtol=1e-12, atol=0.0)

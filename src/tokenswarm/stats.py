@@ -40,22 +40,32 @@ def loglog_slope(x: Any, y: Any) -> tuple[float, float]:
 def loglog_slope_of_means(x: Any, draws: Any) -> tuple[float, float, int]:
     """Log-log slope of the mean of independent draws against ``x``, with a propagated standard error.
 
-    ``draws`` has shape ``(len(x), runs)``: independent draws at each ``x``. The slope is the
-    least-squares slope of ``log mean`` against ``log x``; its standard error propagates the
-    standard error of each mean (delta method: ``se(log m) = se(m)/m``) through the linear fit,
-    so it measures the Monte Carlo uncertainty of the points rather than their misfit to a line.
-    ``dof`` pools the points' standard errors, ``len(x) (runs - 1)`` (they are estimated from
-    independent draws with similar relative scatter). Returns ``(slope, se, dof)``.
+    ``draws`` has shape ``(len(x), runs)``: independent draws at each ``x``; the means and their
+    standard errors go to :func:`loglog_slope_from_means`. Returns ``(slope, se, dof)``.
+    """
+    values = np.asarray(draws, float)
+    if values.ndim != 2 or values.shape[1] < 2:
+        raise ValueError(f"need draws of shape (len(x), runs >= 2), got {values.shape}")
+    return loglog_slope_from_means(x, values.mean(1), values.std(1, ddof=1) / math.sqrt(values.shape[1]), values.shape[1])
+
+
+def loglog_slope_from_means(x: Any, means: Any, standard_errors: Any, runs: int) -> tuple[float, float, int]:
+    """Least-squares slope of ``log means`` against ``log x``, with the standard error that the
+    means' own standard errors give it.
+
+    The standard error propagates each point's (delta method: ``se(log m) = se(m)/m``) through the
+    linear fit, so it measures the Monte Carlo uncertainty of the points rather than their misfit
+    to a line. ``dof`` pools the points' standard errors, ``len(x) (runs - 1)`` (each estimated
+    from ``runs`` independent draws with similar relative scatter). Returns ``(slope, se, dof)``.
     """
     lx = np.log(np.asarray(x, float))
-    values = np.asarray(draws, float)
-    if values.ndim != 2 or values.shape[0] != lx.size or lx.size < 2 or values.shape[1] < 2:
-        raise ValueError(f"need draws of shape ({lx.size}, runs >= 2), got {values.shape}")
-    means = values.mean(1)
-    log_se = values.std(1, ddof=1) / math.sqrt(values.shape[1]) / means
+    m, se = np.asarray(means, float), np.asarray(standard_errors, float)
+    if lx.size < 2 or m.shape != lx.shape or se.shape != lx.shape or runs < 2:
+        raise ValueError(f"need >= 2 points with one mean and one standard error each, and runs >= 2; "
+                         f"got x {lx.shape}, means {m.shape}, standard errors {se.shape}, runs {runs}")
     weights = (lx - lx.mean()) / float(((lx - lx.mean()) ** 2).sum())
-    slope = float(weights @ np.log(means))
-    return slope, float(math.sqrt(float((weights**2 * log_se**2).sum()))), int(lx.size * (values.shape[1] - 1))
+    slope = float(weights @ np.log(m))
+    return slope, float(math.sqrt(float((weights**2 * (se / m) ** 2).sum()))), int(lx.size * (runs - 1))
 
 
 def t_interval(estimate: float, se: float, dof: int, level: float = 0.95) -> tuple[float, float]:

