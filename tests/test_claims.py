@@ -256,3 +256,14 @@ def test_a_metastable_noise_free_run_is_continued_and_a_resting_one_fails():
     moving = judge(data(stuck, stuck, np.where(stuck > 0, 1e-3, 0.0)), params, RunSettings())
     assert moving.passed is None and "metastable" in moving.detail
     assert judge(data(stuck, stuck, np.zeros(runs)), params, RunSettings()).passed is False
+
+
+def test_the_discrete_two_token_network_is_extrapolated_in_depth(tmp_path):
+    """At L = 50 layers (step 0.8 at t = 40) the network's antipodal fractions carry an O(1/L) bias;
+    the claim compares their Richardson extrapolation from L and L/2 with the exact prediction,
+    at sqrt(5) times the standard error, and says so (issue 14 §2)."""
+    load_all()
+    result, _ = registry.run_experiment("two-token-sde", {"method": "discrete", "layers": "50"}, quick=True,
+                                        out_dir=tmp_path / "run")
+    claim = next(claim for claim in result.claims if claim.name.startswith("antipodal fraction"))
+    assert claim.passed is True and "extrapolated to L = inf from L = 50 and 25" in claim.detail
