@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tokenswarm.params import UsageError
+from tokenswarm.runtime.budget import ResourceLimitError
+from tokenswarm.runtime.optional import MissingDependencyError
 
 __all__ = ["variants", "Outcome", "Tally", "run_suite", "tally", "markdown"]
 
@@ -77,8 +79,10 @@ def run_suite(names: Iterable[str], seeds: Iterable[int] = range(5), *, quick: b
                     try:
                         result, _ = registry.run_experiment(name, overrides, quick=quick, seed=seed, dtype=dtype,
                                                             out_dir=out, save=False)
-                    except UsageError as error:
-                        emit(Outcome(name, _label(variant), seed, "(run)", "refused", str(error)))
+                    except (UsageError, ResourceLimitError, MissingDependencyError, FloatingPointError) as error:
+                        # what the command line answers with exit 2 and one line: an unsupported
+                        # combination, an unstable step, a state that left the valid range
+                        emit(Outcome(name, _label(variant), seed, "(run)", "refused", str(error).strip().splitlines()[0]))
                         continue
                     except Exception as error:  # noqa: BLE001 - a traceback is an outcome to count
                         last = traceback.format_exception_only(type(error), error)[-1].strip()

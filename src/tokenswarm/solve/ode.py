@@ -26,6 +26,7 @@ from tokenswarm.runtime.budget import (
 )
 from tokenswarm.runtime.progress import progress_bar
 from tokenswarm.solve.solvers import Solver, solver_from_name
+from tokenswarm.solve.stability import check_stable_step, largest_stable_step
 from tokenswarm.sphere import retract, span_basis
 
 __all__ = ["Trajectory", "NonFiniteStateError", "StepSizeUnderflowError", "integrate"]
@@ -190,6 +191,8 @@ def integrate(
 
     step = solver.step_for(field)
     _check_budget(x0, times, solver, step, observe_given=observe_given)
+    if step is not None and not solver.adaptive:
+        check_stable_step(field, float(times[0]), x, solver, step)
     stepper = _adaptive if solver.adaptive else _fixed
     if max_steps is None:  # the budget's cap, which --force lifts (the fixed-step count is checked above)
         max_steps = math.inf if is_forced() else STEP_LIMIT
@@ -262,8 +265,15 @@ def _replay_to_first_non_finite(field, x, t0, h, count, method, steps_before):
     """Repeat the ``count`` steps from ``x`` at ``t0``, checking each, and raise at the first
     non-finite state (the steps are deterministic, so the replay meets it again)."""
     for k in range(count):
-        x = method.advance(field, t0 + k * h, x, h)
-        _check_finite(x, t0 + (k + 1) * h, steps_before + k + 1)
+        previous, x = x, method.advance(field, t0 + k * h, x, h)
+        try:
+            _check_finite(x, t0 + (k + 1) * h, steps_before + k + 1)
+        except NonFiniteStateError as error:
+            limit = largest_stable_step(field, t0 + k * h, previous, method)
+            if h > limit:
+                raise NonFiniteStateError(f"{error}; step {h:g} exceeds {method.name}'s largest stable step there, "
+                                          f"about {limit:.3g}") from None
+            raise
     raise NonFiniteStateError(
         f"non-finite token state between t = {t0:.6g} and t = {t0 + count * h:.6g} that a step-by-step replay "
         "did not reproduce; reduce the step, beta, or use float64"

@@ -36,6 +36,9 @@ class Solver:
     order: ClassVar[int] = 1
     evaluations_per_step: ClassVar[int] = 1
     adaptive: ClassVar[bool] = False
+    #: ``|h λ|`` up to which the linear test equation ``x' = λ x`` (``λ`` real, negative) stays
+    #: bounded; ``None`` where no check applies (adaptive schemes choose their own steps).
+    stability_boundary: ClassVar[float | None] = None
 
     def step_for(self, field: Field) -> float | None:
         """The nominal step used on ``field`` (the Authors scheme rescales it)."""

@@ -16,6 +16,7 @@ class Euler(Solver):
     name = "euler"
     order = 1
     evaluations_per_step = 1
+    stability_boundary = 2.0  # |1 + z| <= 1 reaches z = -2 on the real axis
 
     def increment(self, field, t, x, h):
         return h * field.velocity(t, x)

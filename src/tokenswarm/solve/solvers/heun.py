@@ -16,6 +16,7 @@ class Heun(Solver):
     name = "heun"
     order = 2
     evaluations_per_step = 2
+    stability_boundary = 2.0  # |1 + z + z²/2| <= 1 reaches z = -2 on the real axis
 
     def increment(self, field, t, x, h):
         k1 = field.velocity(t, x)

@@ -16,6 +16,7 @@ class RK4(Solver):
     name = "rk4"
     order = 4
     evaluations_per_step = 4
+    stability_boundary = 2.785  # the classical RK4 region reaches z = -2.785 on the real axis (2.83 on the imaginary)
 
     def increment(self, field, t, x, h):
         k1 = field.velocity(t, x)
