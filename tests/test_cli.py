@@ -199,7 +199,8 @@ def test_reproduce_failed_claims_do_not_change_exit_code(
     )
     result = invoke(runner, "reproduce", "--only", "fake_ok", "--out", str(tmp_path))
     assert result.exit_code == 0, result.output
-    assert "claims: 1 passed, 1 failed; experiments: 1 run, 0 errored" in result.stdout
+    assert "claims: 1 passed, 1 failed; experiments: 1 run, 0 errored; wall time " in result.stdout
+    assert "min, full sizes)" in result.stdout  # reproduce states its wall time (issue 13)
     assert "FAIL  fake_ok: deliberate" in result.stdout
     assert 'class="badge fail"' in (tmp_path / "index.html").read_text()
 

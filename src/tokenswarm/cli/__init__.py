@@ -604,6 +604,7 @@ def reproduce_command(
     entries: list[ReportEntry] = []
     if only is None:
         entries.extend(_import_failure_entry(failure) for failure in failures)
+    started = time.perf_counter()
     try:
         with stage as report_dir, budget.forced(force), progress_bar(len(selected), "reproduce") as bar:
             for index, name in enumerate(selected, start=1):
@@ -617,7 +618,8 @@ def reproduce_command(
         _usage_failure(str(error))
     summary = summarize(entries)
     print(f"report: {report}")
-    print(summary.text())
+    elapsed = time.perf_counter() - started
+    print(f"{summary.text()}; wall time {elapsed:.0f} s ({elapsed / 60:.1f} min, {'quick' if quick else 'full'} sizes)")
     for entry in entries:
         if entry.error is not None:
             last_line = entry.error.strip().splitlines()[-1] if entry.error.strip() else "error"
