@@ -158,6 +158,18 @@ def summary(data: xr.Dataset, p: Params) -> dict:
             "depths": depths, "extrapolation": extrapolation}
 
 
+def _out_of_regime(s: dict, p: Params) -> str:
+    """Why the depths cannot be extrapolated (Richardson removes a ``c L^-p`` bias only once the
+    successive differences decay at that rate), or ``""``."""
+    exponent, exponent_se, depths = s["bias_exponent"], s["bias_exponent_standard_error"], s["depths"]
+    if len(depths) < 3 or (math.isfinite(exponent) and abs(exponent - p.bias_power) <= 3 * exponent_se):
+        return ""
+    decay = "do not decay" if not math.isfinite(exponent) else f"decay like L^-{exponent:.2f} ± {exponent_se:.2f}"
+    return (f"out of reach at these depths: the successive differences {decay}, not L^-{p.bias_power:g}, so the "
+            f"extrapolation through L = {', '.join(map(str, depths))} cannot remove the finite-depth bias; "
+            f"-p layers={2 * p.layers} or more would decide")
+
+
 def _spurious_drift(data: xr.Dataset, shift: float = 0.5) -> xr.Dataset:
     """Negative control: a spurious constant drift in ``z = artanh rho`` that adds ``shift`` to every
     run's ``z_T - z_0`` (toward collapse), moving the root of ``E[z_T - z_0]`` in eps off sqrt(2) e^{-beta/2}."""
@@ -181,6 +193,9 @@ CLAIMS = ClaimSet()
 def _critical_noise(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
     s = summary(data, p)
     estimate, estimate_se, predicted = s["critical_noise"], s["critical_noise_standard_error"], s["predicted_critical_noise"]
+    unresolved = _out_of_regime(s, p)
+    if unresolved and not abs(estimate - predicted) < 4 * estimate_se + 0.02:  # NaN included
+        return inconclusive(None if not math.isfinite(estimate) else estimate, f"{predicted:.4f}", unresolved)
     if not math.isfinite(estimate) and not min(p.eps) <= predicted <= max(p.eps):
         return inconclusive(None, f"{predicted:.4f}",
                             f"out of reach: E[z_T - z_0] changes sign nowhere in eps = {min(p.eps):g}..{max(p.eps):g}, "
@@ -202,6 +217,10 @@ def _fractions(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
     s = summary(data, p)
     worst, depths = s["worst"], s["depths"]
     bias = data.bias_by_depth.values
+    unresolved = _out_of_regime(s, p)
+    if float(s["z_scores"].max()) >= 4.0 and unresolved:
+        return inconclusive(float(s["z_scores"].max()), "< 4",
+                            f"{unresolved} (at L = {depths[-1]}: {np.abs(bias[-1]).max():.4f})")
     return less(
         float(s["z_scores"].max()), 4.0,
         detail=f"max over eps of |extrapolated - exact| / s.e. at T = {p.t_max:g} ({s['extrapolation']}; s.e. over runs of "
