@@ -124,6 +124,10 @@ INTENDED_CHANGES = {
     "hybrid-threshold": "coupled depths extrapolated in 1/L; default depth and streams changed (issue 10)",
     "noise-level": "one time step in t for every sigma2 instead of one number of steps, which made the "
                    "scheme exactly invariant and the test unable to fail (issue 14)",
+    "information-flow": "the data-processing claims test every layer step at a Bonferroni family-wise level of "
+                        "5% (2.64 s.e. at quick size) instead of 2 s.e. each, and say so in their names (issue 14 §1)",
+    "noisy-kuramoto": "the particle claim's s.e. from 6 systems (quick) judged with Student's t at level 0.999 "
+                      "instead of 2 systems against 4 (issue 14 §1)",
     "lyapunov": "exponents extrapolated to h = 0 from h and 2h (issue 14 §2), at sqrt(5) the standard error: "
                 "the quick size has 480 pairs instead of 120 so that the claim keeps its power",
 }
@@ -141,6 +145,8 @@ VERDICT_CHANGES = {
                         "(issue 14); inconclusive at quick size (2 draws per n)",
     "mean-field": "the n^(-1/2) rate is an equivalence test with a propagated Monte Carlo error (issue 14); "
                   "inconclusive at quick size (3 draws per n)",
+    "propagation-of-chaos": "the slope difference is an equivalence test on the scatter of each sample's own "
+                            "difference (Student t, repeats - 1 dof) instead of a bare band (issue 14 §1)",
     "pde-vs-transformer": "claims on an untrained quick ViT are inconclusive, and each layer is decided by its "
                           "interval (issue 14)",
 }

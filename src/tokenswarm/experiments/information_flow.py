@@ -58,6 +58,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import xarray as xr
+from scipy import stats
 
 from tokenswarm.experiments.registry import RunContext, register
 from tokenswarm.io.claims import ClaimSet, RunSettings, Verdict, verdict
@@ -292,21 +293,25 @@ def _quadratic_response(data: xr.Dataset) -> xr.Dataset:
 CLAIMS = ClaimSet()
 
 
-@CLAIMS.rule("{model}: {label} non-increasing in depth (within 2 s.e.)",
+@CLAIMS.rule("{model}: {label} non-increasing in depth (no significant rise, family-wise level 5%)",
              Ref("2408.09523v1", "data-processing inequality, X -> T_l -> T_l+1 (docs/theory/master_pde.md §6.3)"),
              control=_leaky_last_block)
 def _data_processing(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verdict]:
     y_eval = data.eval_label.values
     n_eval = len(y_eval)
     log_n, h_y = math.log(n_eval), entropy_of_labels(y_eval)
+    # one-sided tests of every layer step of every verdict: Bonferroni at family-wise level 5%
+    # (a fixed 2 s.e. per step failed 1-2 of 5 seeds by chance over the 12 steps at quick size)
+    steps = 2 * len(CLAIMED) * max(1, len(saved_estimates(data, "vit", CLAIMED[0][0])) - 1)
+    sigmas = float(stats.norm.ppf(1 - 0.05 / steps))
     verdicts = []
     for name in ("vit", "pde"):
         for estimator, label in CLAIMED:
             estimates = saved_estimates(data, name, estimator)
-            holds, excess = dpi_holds(estimates)
+            holds, excess = dpi_holds(estimates, sigmas=sigmas)
             values, ses = [e.value for e in estimates], [e.se for e in estimates]
             verdicts.append(verdict(
-                max(excess), "every step: est_{l+1} - est_l - 2 s.e.(paired difference) <= 0", holds,
+                max(excess), f"every step: est_{{l+1}} - est_l - {sigmas:.2f} s.e.(paired difference) <= 0", holds,
                 detail=(f"estimates per layer {[round(v, 4) for v in values]} ± "
                         f"{[round(s, 4) for s in ses]} (nats; N = {n_eval}, log N = {log_n:.3f}, "
                         f"H(Y) = {h_y:.3f}); the estimator is not the exact MI (module docs)"

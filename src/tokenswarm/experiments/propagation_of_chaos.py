@@ -18,7 +18,7 @@ import xarray as xr
 
 from tokenswarm.experiments.registry import RunContext, register
 from tokenswarm.fields import Attention
-from tokenswarm.io.claims import ClaimSet, RunSettings, Verdict, between, less
+from tokenswarm.io.claims import ClaimSet, RunSettings, Verdict, between, equivalent, less
 from tokenswarm.io.refs import Ref
 from tokenswarm.io.results import Result
 from tokenswarm.metrics.transport import w2_squared
@@ -64,8 +64,10 @@ def _growing_with_n(data: xr.Dataset) -> xr.Dataset:
 
 def _dynamical_floor(data: xr.Dataset) -> xr.Dataset:
     """Negative control: the dynamics adds an error that does not shrink with N (the N-token systems
-    follow a slightly different field than the reference), as large as the largest N's error at T."""
-    return data.assign(w2_final=data.w2_final + float(data.w2_final.isel(n=-1).mean()))
+    follow a different field than the reference), as large as the smallest N's error at T. (A floor
+    the size of the largest N's error moves the slope by about 0.25, which 6 samples per N cannot
+    tell from the 0.2 band: inconclusive, not fail.)"""
+    return data.assign(w2_final=data.w2_final + float(data.w2_final.isel(n=0).mean()))
 
 
 CLAIMS = ClaimSet()
@@ -84,9 +86,16 @@ def _decreases(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
 def _initial_error(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
     s = summary(data, p)
     slope_t, slope0 = s["slope_t"], s["slope0"]
-    return between(slope_t - slope0, -0.2, 0.2,
-                   detail=f"slope at T = {p.t_max:g}: {slope_t:.3f}; at t = 0: {slope0:.3f} "
-                          f"(N_ref = {p.reference_n}, {p.repeats} samples per N, one field realisation)")
+    detail = (f"slope at T = {p.t_max:g}: {slope_t:.3f}; at t = 0: {slope0:.3f} "
+              f"(N_ref = {p.reference_n}, {p.repeats} samples per N, one field realisation)")
+    if p.repeats < 2:
+        return between(slope_t - slope0, -0.2, 0.2, detail=detail)
+    # each sample is followed from t = 0 to T: the scatter of its own slope difference over the
+    # samples is the standard error of the difference (Student t, repeats - 1 dof)
+    log_n = np.log(np.asarray(data.n.values, float))
+    per_sample = np.polyfit(log_n, np.log(data.w2_final.values / data.w2_initial.values), 1)[0]
+    se = float(per_sample.std(ddof=1) / math.sqrt(per_sample.size))
+    return equivalent(slope_t - slope0, se, per_sample.size - 1, 0.0, 0.2, detail=detail)
 
 
 @register(
