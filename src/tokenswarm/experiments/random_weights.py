@@ -30,7 +30,7 @@ import xarray as xr
 from tokenswarm.ensembles import DELTA, clustered_fraction
 from tokenswarm.experiments.registry import RunContext, register
 from tokenswarm.fields import Attention
-from tokenswarm.io.claims import ClaimSet, RunSettings, Verdict, greater
+from tokenswarm.io.claims import ClaimSet, RunSettings, Verdict, greater, inconclusive
 from tokenswarm.io.refs import Ref
 from tokenswarm.io.results import Result
 from tokenswarm.plots import phase_diagram_grid
@@ -87,6 +87,11 @@ def _two_clusters(data: xr.Dataset) -> xr.Dataset:
     return data.assign(fraction=data.fraction * 0.82)
 
 
+#: Largest beta x median |B|_2 at which Fig. 5's "small beta" statement is judged (the unit scaling's
+#: default grid starts at 0.5 x 2.2 = 1.1; the paper scaling's |B|_2 of 7-9 makes beta = 0.5 an
+#: effective 3.7-4.6, inside the metastable region).
+SMALL_EFFECTIVE_BETA = 2.5
+
 CLAIMS = ClaimSet()
 
 
@@ -99,6 +104,13 @@ def _small_beta(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verdict]:
     for i, panel in enumerate(p.panels):
         f, e = data.fraction.values[i], data.standard_error.values[i]
         norm = float(data.effective_beta_factor.values[i])
+        if betas[low] * norm > SMALL_EFFECTIVE_BETA:
+            verdicts.append(inconclusive(
+                float(f[low, -1]), "> 0.95",
+                f"the smallest beta, {betas[low]:g}, is not small for these matrices: median |B|_2 = {norm:.3g} makes the "
+                f"effective beta {betas[low] * norm:.3g} (> {SMALL_EFFECTIVE_BETA:g}); a beta grid starting below "
+                f"{SMALL_EFFECTIVE_BETA / norm:.2g} would decide", labels={"panel": panel}))
+            continue
         verdicts.append(greater(
             float(f[low, -1]), 0.95,
             detail=f"fraction of clustered pairs at beta = {betas[low]:g}, t = {times[-1]:g}; s.e. {e[low, -1]:.3f} "
