@@ -22,9 +22,10 @@ from typing import NamedTuple
 import numpy as np
 import torch
 import xarray as xr
+from scipy import stats
 
 from tokenswarm.experiments.registry import RunContext, register
-from tokenswarm.io.claims import ClaimSet, RunSettings, Verdict, greater, less
+from tokenswarm.io.claims import ClaimSet, RunSettings, Verdict, greater, inconclusive, less
 from tokenswarm.io.refs import Ref
 from tokenswarm.io.results import Result
 from tokenswarm.nets import RandomMLPTransformer
@@ -103,6 +104,19 @@ def fit_decay_rate(times: np.ndarray, energy: np.ndarray, floor: float, min_poin
     if points < max(min_points, 2):
         return DecayFit(math.nan, t_start, t_stop, points)
     return DecayFit(float(np.polyfit(times[window], np.log(energy[window]), 1)[0]), t_start, t_stop, points)
+
+
+def _jackknife_rate_se(times: np.ndarray, energies: np.ndarray, floor: float) -> float:
+    """Jackknife standard error over runs of the decay rate of the mean energy (``energies`` is
+    ``(times, runs)``); NaN when a leave-one-out curve has no rate."""
+    runs = energies.shape[1]
+    if runs < 3:
+        return math.nan
+    total = energies.sum(axis=1)
+    rates = np.array([fit_decay_rate(times, (total - energies[:, r]) / (runs - 1), floor).rate for r in range(runs)])
+    if not np.isfinite(rates).all():
+        return math.nan
+    return float(math.sqrt((runs - 1) / runs * ((rates - rates.mean()) ** 2).sum()))
 
 
 def energy_curve(p: Params, d, bias, activation, attention, layers, t_max, generator, dtype, device):
@@ -201,8 +215,22 @@ def _attention_ordering(data: xr.Dataset, p: Params, run: RunSettings) -> list[V
     unavailable = [t for t in triples if t not in fitted]
     if not ordered:
         return []
+    share = float(np.mean(ordered))
+    if share < 0.999 and "rate_se" in data:
+        # a reversed pair of rates decides only beyond its Monte Carlo error (jackknife over runs,
+        # Student t with runs - 1 dof, Bonferroni over the comparisons)
+        errors = dict(zip(cells, (float(e) for e in data.rate_se.values)))
+        pairs = [((*t, a), (*t, b)) for t in fitted for a, b in ((1.0, 0.0), (0.0, -1.0))]
+        quantile = float(stats.t.ppf(1 - 0.05 / len(pairs), max(p.runs - 1, 1)))
+        decided = [rates[u] - rates[v] > quantile * math.hypot(errors[u], errors[v]) for u, v in pairs
+                   if rates[u] > rates[v]]
+        if not any(decided):
+            return [inconclusive(share, "> 0.999",
+                                 f"{len(decided)} reversed pairs of rates, none beyond {quantile:.3g} jackknife s.e. "
+                                 f"({p.runs} runs, Bonferroni over {len(pairs)} comparisons): within Monte Carlo "
+                                 "error; more runs would decide")]
     return [greater(
-        float(np.mean(ordered)), 0.999,
+        share, 0.999,
         detail=f"share of (d, bias, activation) cells with rate(+1) <= rate(0) <= rate(-1) ({len(ordered)} cells); "
                f"rates are least-squares slopes of log E[E_beta] on [t_stop/2, t_stop], t_stop = T unless "
                f"E[E_beta] reaches {floor:.1g} E_0 (eps^(5/4) of {run.dtype}, "
@@ -238,7 +266,7 @@ def run(p: Params, ctx: RunContext) -> Result:
     generator = ctx.generator()
     times = np.linspace(0.0, p.t_max, p.layers + 1)
     cells = _cells(p)
-    rates, windows, errors, bounds, curves = {}, {}, {}, {}, {}
+    rates, windows, errors, bounds, curves, rate_errors = {}, {}, {}, {}, {}, {}
     floor = resolution_floor(ctx.dtype)
     for d, bias, activation, attention in cells:
         energies, _ = energy_curve(p, d, bias, activation, attention, p.layers, p.t_max, generator, ctx.dtype, ctx.device)
@@ -248,6 +276,7 @@ def run(p: Params, ctx: RunContext) -> Result:
         errors[key] = energies.std(axis=1, ddof=1) / math.sqrt(p.runs)
         windows[key] = fit_decay_rate(times, mean, floor)
         rates[key] = windows[key].rate
+        rate_errors[key] = _jackknife_rate_se(times, energies, floor)
         if attention >= 0:
             bound = RandomMLPKernel(activation, d, bias, bias).lambda_bar_prime(p.beta)
             bounds[key] = bound
@@ -270,6 +299,7 @@ def run(p: Params, ctx: RunContext) -> Result:
          "fit_t_start": ("cell", [windows[k].t_start for k in cells]),
          "fit_t_stop": ("cell", [windows[k].t_stop for k in cells]),
          "energy_se": (("cell", "t"), np.stack([errors[k] for k in cells])),
+         "rate_se": ("cell", [rate_errors[k] for k in cells]),
          "lambda_bar_prime": ("cell", [bounds.get(k, math.nan) for k in cells]),
          "antipodal_share": ("odd_bias", [antipodal[0.0], antipodal[0.1]])},
         coords={"t": times, "cell": [_label(k) for k in cells], "odd_bias": [0.0, 0.1]},
