@@ -46,3 +46,20 @@ def test_no_experiment_imports_another():
         if imported:
             offenders[path.name] = sorted(imported)
     assert not offenders, offenders
+
+
+def test_theory_and_plots_import_their_submodules_on_first_use():
+    """A run that needs one closed form does not pay for scipy.integrate or the GIF writer
+    (runtime/lazy.py); names still resolve, and an unknown one is an AttributeError."""
+    import subprocess
+    import sys
+
+    code = ("import sys, tokenswarm.theory as t, tokenswarm.plots as p; "
+            "assert 'scipy.integrate' not in sys.modules and 'tokenswarm.plots.animate' not in sys.modules; "
+            "t.equiangular_solution; p.phase_diagram_grid; "
+            "assert 'tokenswarm.plots.animate' not in sys.modules; "
+            "t.simplex_energy; assert 'tokenswarm.theory.energy' in sys.modules; "
+            "print(hasattr(t, 'no_such_name'))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
