@@ -25,7 +25,8 @@ import numpy as np
 import xarray as xr
 
 from tokenswarm.experiments.registry import RunContext, register
-from tokenswarm.io.claims import ClaimSet, RunSettings, Verdict, between, equivalent, less
+from tokenswarm.io.claims import ClaimSet, RunSettings, Verdict, equivalent, less
+from tokenswarm.io.density_claims import add_mass_and_positivity, drifting_density
 from tokenswarm.io.refs import Ref
 from tokenswarm.io.results import Result
 from tokenswarm.meanfield.circle import (
@@ -79,43 +80,18 @@ def summary(data: xr.Dataset, p: Params) -> dict[str, float]:
             "mass_error": float((np.abs(mass - mass[0]) / mass[0]).max()), "min_density": float(data.min_density)}
 
 
-def _leaking(data: xr.Dataset, rate: float = 1e-9) -> xr.Dataset:
-    """Negative control: a remap that leaks mass at a relative rate ``rate`` per unit time, ``M(t) = M(0) e^{-rate t}``."""
-    return data.assign(mass=data.mass * np.exp(-rate * data.t))
-
-
-def _undershoot(data: xr.Dataset, depth: float = 1e-6) -> xr.Dataset:
-    """Negative control: a non-monotone remap (CFL broken) whose smallest cell dips ``depth`` below zero."""
-    return data.assign(min_density=np.minimum(data.min_density, 0.0) - depth)
-
-
 def _decoupled(data: xr.Dataset) -> xr.Dataset:
     """Negative control: particles driven by a realisation other than the SPDE's (the noise is not
     shared), so they are as far from it as from the independent baseline."""
     return data.assign(w1=data.w1_independent_noise.copy())
 
 
-def _biased_density(data: xr.Dataset) -> xr.Dataset:
-    """Negative control: an SPDE solver that drifts from the true solution, so W1 gains a bias
-    growing linearly in time to the size of the smallest n's sampling error at t_max: the error
-    stops falling with n (a floor), and its scatter between draws shrinks relative to it."""
-    bias = float(data.w1.isel(n=0, t=-1).mean()) * data.t / data.t[-1]
-    return data.assign(w1=(data.w1 + bias).transpose(*data.w1.dims))
-
-
 CLAIMS = ClaimSet()
 
 
-@CLAIMS.rule("mass is conserved to round-off", Ref("2604.26898", "numerical check: conservative remap + finite volumes"),
-             control=_leaking)
-def _mass(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
-    return less(summary(data, p)["mass_error"], 1e-12, detail="max_t |M(t) - M(0)| / M(0)")
-
-
-@CLAIMS.rule("the density never becomes negative", Ref("2604.26898", "numerical check: monotone remap, CFL"),
-             control=_undershoot)
-def _positive(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
-    return between(summary(data, p)["min_density"], 0.0, np.inf)
+add_mass_and_positivity(CLAIMS, summary,
+                        Ref("2604.26898", "numerical check: conservative remap + finite volumes"),
+                        Ref("2604.26898", "numerical check: monotone remap, CFL"))
 
 
 @CLAIMS.rule("particles follow the SPDE driven by their own noise, not another realisation",
@@ -130,7 +106,7 @@ RATE_TOLERANCE = 0.15
 
 
 @CLAIMS.rule("W1(particles, SPDE) falls like n^(-1/2) at t_max", Ref("2604.26898", "Prop. 1.2 (d = 2: n^(-1/2))"),
-             control=_biased_density)
+             control=drifting_density)
 def _rate(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
     slope, se, dof = loglog_slope_of_means(data.n.values, data.w1.values[:, :, -1])
     return equivalent(slope, se, dof, -0.5, RATE_TOLERANCE,

@@ -21,7 +21,8 @@ import numpy as np
 import xarray as xr
 
 from tokenswarm.experiments.registry import RunContext, register
-from tokenswarm.io.claims import ClaimSet, RunSettings, Verdict, between, equivalent, less
+from tokenswarm.io.claims import ClaimSet, RunSettings, Verdict, between, equivalent
+from tokenswarm.io.density_claims import add_mass_and_positivity, drifting_density
 from tokenswarm.io.refs import Ref
 from tokenswarm.io.results import Result
 from tokenswarm.meanfield.circle import (
@@ -94,25 +95,6 @@ def summary(data: xr.Dataset, p: Params) -> dict:
     }
 
 
-def _leaking(data: xr.Dataset, rate: float = 1e-9) -> xr.Dataset:
-    """Negative control: a scheme that leaks mass at a relative rate ``rate`` per unit time
-    (a flux not in conservative form), ``M(t) = M(0) e^{-rate t}``."""
-    return data.assign(mass=data.mass * np.exp(-rate * data.t))
-
-
-def _undershoot(data: xr.Dataset, depth: float = 1e-6) -> xr.Dataset:
-    """Negative control: a non-monotone scheme (CFL bound broken) whose smallest cell dips ``depth`` below zero."""
-    return data.assign(min_density=np.minimum(data.min_density, 0.0) - depth)
-
-
-def _biased_density(data: xr.Dataset) -> xr.Dataset:
-    """Negative control: a density solver that drifts from the true solution, so W1 gains a bias
-    growing linearly in time to the size of the smallest n's sampling error at t_max: the error
-    stops falling with n (a floor), and its scatter between draws shrinks relative to it."""
-    bias = float(data.w1.isel(n=0, t=-1).mean()) * data.t / data.t[-1]
-    return data.assign(w1=(data.w1 + bias).transpose(*data.w1.dims))
-
-
 def _energy_reversed_at_last_step(data: xr.Dataset, size: float = 1e-9) -> xr.Dataset:
     """Negative control: a scheme whose last step moves the monotone functional (the energy or
     free energy that :func:`summary` reads) against its direction by ``size`` times its magnitude."""
@@ -129,16 +111,9 @@ def _energy_reversed_at_last_step(data: xr.Dataset, size: float = 1e-9) -> xr.Da
 CLAIMS = ClaimSet()
 
 
-@CLAIMS.rule("mass is conserved to round-off", Ref("2312.10794", "numerical check: finite volumes (flux form)"),
-             control=_leaking)
-def _mass(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
-    return less(summary(data, p)["mass_error"], 1e-12, detail="max_t |M(t) - M(0)| / M(0)")
-
-
-@CLAIMS.rule("the density never becomes negative", Ref("2312.10794", "numerical check: positivity under the CFL bound"),
-             control=_undershoot)
-def _positive(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
-    return between(summary(data, p)["min_density"], 0.0, np.inf, detail="smallest cell value over all steps")
+add_mass_and_positivity(CLAIMS, summary,
+                        Ref("2312.10794", "numerical check: finite volumes (flux form)"),
+                        Ref("2312.10794", "numerical check: positivity under the CFL bound"))
 
 
 #: How close to -1/2 the fitted rate must be: the rate is asymptotic, so finite n may bend it.
@@ -146,7 +121,7 @@ RATE_TOLERANCE = 0.15
 
 
 @CLAIMS.rule("W1(particles, PDE) falls like n^(-1/2) at t_max", Ref("2312.10794", "Rem. 3.3 (1-D sampling rate)"),
-             control=_biased_density)
+             control=drifting_density)
 def _rate(data: xr.Dataset, p: Params, run: RunSettings) -> Verdict:
     slope, se, dof = loglog_slope_of_means(p.n, data.w1.values[:, :, -1])
     return equivalent(slope, se, dof, -0.5, RATE_TOLERANCE,
