@@ -6,6 +6,7 @@ its results in a *store*::
 
     STORE/
       sweep.json          the manifest: experiment, fixed parameters, run settings, grid, points
+      .sweep.lock         held while a sweep rewrites the manifest or the tables
       points/ID/          one run directory per point (result.json, data.zarr, figures)
       metrics.parquet     one row per finished point: its grid values, seed, scalar metrics
                           and claims (``metrics.NAME``, ``claims.NAME.passed``/``.measured``)
@@ -100,6 +101,8 @@ __all__ = [
 ]
 
 MANIFEST = "sweep.json"
+#: Held (flock) while a sweep reads, extends and writes the manifest.
+LOCK = ".sweep.lock"
 POINTS_DIR = "points"
 TABLE = "metrics.parquet"
 VIEW = "metrics.zarr"
@@ -357,11 +360,43 @@ def _check_store_path(store: pathlib.Path) -> None:
         raise UsageError(f"cannot use --store {shown}: {error.strerror or error}") from None
     if not store.is_dir():
         raise UsageError(f"--store {shown} is a file, not a directory; give a directory path")
-    if any(store.iterdir()) and not (store / MANIFEST).is_file():
+    if not (store / MANIFEST).is_file() and any(not _is_store_scratch(entry.name) for entry in store.iterdir()):
         raise UsageError(
             f"--store {shown} is a non-empty directory that is not a tokenswarm sweep store "
             f"(no {MANIFEST}); choose a new or empty directory"
         )
+
+
+def _is_store_scratch(name: str) -> bool:
+    """The lock file, or a manifest being written by a sweep that holds the lock."""
+    return name == LOCK or (name.startswith(f".{MANIFEST}.") and name.endswith(".tmp"))
+
+
+@contextlib.contextmanager
+def _store_lock(store: pathlib.Path) -> Iterator[None]:
+    """Hold the store's lock file while the manifest or the tables are rewritten.
+
+    Two sweeps extending one store at once would otherwise each read the old manifest and
+    the second write would drop the first's new points, or swap ``metrics.zarr`` out from
+    under each other. ``flock`` is released by the
+    kernel when the process dies, so a killed sweep never leaves the store locked. Where
+    ``fcntl`` does not exist (Windows) the manifest update is not serialised.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on POSIX
+        yield
+        return
+    try:
+        handle = open(store / LOCK, "a")  # noqa: SIM115 - closed below
+    except OSError as error:
+        raise UsageError(f"cannot lock --store {_shown(store)}: {error.strerror or error}") from None
+    with handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def open_store(store: str | os.PathLike[str], plan: SweepPlan) -> dict[str, Any]:
@@ -374,6 +409,16 @@ def open_store(store: str | os.PathLike[str], plan: SweepPlan) -> dict[str, Any]
     """
     path = pathlib.Path(store)
     _check_store_path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"cannot create --store {_shown(path)}: {error.strerror or error}") from None
+    with _store_lock(path):
+        _check_store_path(path)  # again, now that no other sweep can be writing its manifest
+        return _extend_manifest(path, plan)
+
+
+def _extend_manifest(path: pathlib.Path, plan: SweepPlan) -> dict[str, Any]:
     settings = plan.settings()
     grid = {name: to_jsonable(list(values)) for name, values in plan.axes.items()}
     points = [{"id": p.id, "values": to_jsonable(dict(p.values)), "seed": p.seed} for p in plan.points]
@@ -396,7 +441,6 @@ def open_store(store: str | os.PathLike[str], plan: SweepPlan) -> dict[str, Any]
         known = {p["id"] for p in manifest["points"]}
         points = manifest["points"] + [p for p in points if p["id"] not in known]
     try:
-        path.mkdir(parents=True, exist_ok=True)
         (path / POINTS_DIR).mkdir(exist_ok=True)
     except OSError as error:
         raise UsageError(f"cannot create --store {_shown(path)}: {error.strerror or error}") from None
@@ -729,18 +773,21 @@ def _fastparquet() -> Any:
 
 def write_tables(store: str | os.PathLike[str]) -> pathlib.Path:
     """Rebuild ``metrics.parquet`` and ``metrics.zarr`` from the finished points; each is
-    replaced whole, so a reader sees the old table or the new one."""
+    replaced whole, so a reader sees the old table or the new one. Done under the store's
+    lock: two sweeps finishing at once write one after the other, the second from the
+    points both finished."""
     fastparquet = _fastparquet()
     path = pathlib.Path(store)
-    table = build_table(path)
-    target = path / TABLE
-    temporary = path / f".{TABLE}.{os.getpid()}-{os.urandom(4).hex()}.tmp"
-    try:
-        fastparquet.write(str(temporary), table, write_index=False, stats=False)
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
-    _write_view(path, _to_view(table, _read_manifest(path)))
+    with _store_lock(path):
+        table = build_table(path)
+        target = path / TABLE
+        temporary = path / f".{TABLE}.{os.getpid()}-{os.urandom(4).hex()}.tmp"
+        try:
+            fastparquet.write(str(temporary), table, write_index=False, stats=False)
+            os.replace(temporary, target)
+        finally:
+            temporary.unlink(missing_ok=True)
+        _write_view(path, _to_view(table, _read_manifest(path)))
     return target
 
 
