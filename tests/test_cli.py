@@ -179,6 +179,7 @@ def test_reproduce_survives_an_error_and_exits_1(runner: CliRunner, tmp_path: pa
     assert f"report: {index}" in result.stdout
     assert "claims: 2 passed, 0 failed; experiments: 2 run, 1 errored" in result.stdout
     assert "ERROR fake_raise: RuntimeError: boom from fake_raise" in result.stdout
+    assert "min, quick sizes)" in result.stdout
     page = index.read_text()
     assert 'src="fake_ok/tokens.png"' in page and 'src="fake_ok/spin.gif"' in page
     assert "boom from fake_raise" in page and "0000.00000 fake §1" in page
@@ -197,7 +198,7 @@ def test_reproduce_failed_claims_do_not_change_exit_code(
         "fake_ok",
         registry.Experiment(failing.name, failing.title, failing.reference, FailingParams, {}, failing.run),
     )
-    result = invoke(runner, "reproduce", "--only", "fake_ok", "--out", str(tmp_path))
+    result = invoke(runner, "reproduce", "--full", "--only", "fake_ok", "--out", str(tmp_path))
     assert result.exit_code == 0, result.output
     assert "claims: 1 passed, 1 failed; experiments: 1 run, 0 errored; wall time " in result.stdout
     assert "min, full sizes)" in result.stdout  # reproduce states its wall time (issue 13)

@@ -115,7 +115,9 @@ def global_options(
 DeviceOption = Annotated[str, typer.Option(help="torch device: cpu, cuda, cuda:N or mps.")]
 DtypeOption = Annotated[Literal["float32", "float64"], typer.Option(help="floating-point precision.")]
 SeedOption = Annotated[int, typer.Option(help="master seed (streams are derived from it).")]
-QuickOption = Annotated[bool, typer.Option("--quick", help="reduced sizes for a fast check.", metavar="")]
+QuickOption = Annotated[
+    bool, typer.Option("--quick/--full", help="reduced sizes for a fast check, or the full default sizes.", metavar="")
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="print exactly one JSON object on stdout.", metavar="")]
 ForceOption = Annotated[
     bool,
