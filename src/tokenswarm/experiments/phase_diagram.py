@@ -129,7 +129,7 @@ def _plateau(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verdict]:
     return [
         less(s[f"d2_plateau_{scheme}"], 0.8,
              detail=f"mean over beta >= 3 of the fraction at t = {data.t.values[-1]:g}; "
-                    f"MC s.e. {s[f'd2_plateau_se_{scheme}']:.3f}, runs = {p.runs}",
+                    f"MC s.e. {s[f'd2_plateau_se_{scheme}']:.2g}, runs = {p.runs}",
              labels={"scheme": scheme})
         for scheme, d in _cells(data) if d == 2 and f"d2_plateau_{scheme}" in s
     ]

@@ -113,7 +113,7 @@ def _small_beta(data: xr.Dataset, p: Params, run: RunSettings) -> list[Verdict]:
             continue
         verdicts.append(greater(
             float(f[low, -1]), 0.95,
-            detail=f"fraction of clustered pairs at beta = {betas[low]:g}, t = {times[-1]:g}; s.e. {e[low, -1]:.3f} "
+            detail=f"fraction of clustered pairs at beta = {betas[low]:g}, t = {times[-1]:g}; s.e. {e[low, -1]:.2g} "
                    f"({p.runs} runs); median |B|_2 = {norm:.3g}, so the effective beta is beta x {norm:.3g}",
             labels={"panel": panel},
         ))
