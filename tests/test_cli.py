@@ -183,6 +183,7 @@ def test_reproduce_survives_an_error_and_exits_1(runner: CliRunner, tmp_path: pa
     page = index.read_text()
     assert 'src="fake_ok/tokens.png"' in page and 'src="fake_ok/spin.gif"' in page
     assert "boom from fake_raise" in page and "0000.00000 fake §1" in page
+    assert " · quick sizes · " in page and "reproduce --full</code>" in page  # the header says which sizes
     assert (tmp_path / "fake_ok" / "result.json").exists()
     assert "boom" in (tmp_path / "fake_raise" / "error.txt").read_text()
 
@@ -204,6 +205,7 @@ def test_reproduce_failed_claims_do_not_change_exit_code(
     assert "min, full sizes)" in result.stdout  # reproduce states its wall time (issue 13)
     assert "FAIL  fake_ok: deliberate" in result.stdout
     assert 'class="badge fail"' in (tmp_path / "index.html").read_text()
+    assert " · full sizes · " in (tmp_path / "index.html").read_text()
 
 
 @dataclass(frozen=True)

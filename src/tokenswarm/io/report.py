@@ -686,14 +686,17 @@ def _contents(groups: list[tuple[str, list[ReportEntry], list[ReportEntry]]]) ->
 def _page(entries: list[ReportEntry], settings: dict[str, Any], title: str, directory: pathlib.Path) -> str:
     summary = summarize(entries)
     generated = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    settings_text = " · ".join(f"{key} {format_for_display(value)}" for key, value in settings.items())
+    settings_text = " · ".join(
+        ("quick sizes" if value else "full sizes") if key == "quick" and isinstance(value, bool)
+        else f"{key} {format_for_display(value)}"
+        for key, value in settings.items()
+    )
     total_seconds = sum(entry.wall_seconds or 0.0 for entry in entries)
     groups = _group_by_paper(entries)
     quick_note = (
         '<p class="quick"><strong>Quick sizes.</strong> These runs use the reduced sizes of '
         "<code>--quick</code>: they check that every experiment runs end to end, and their numbers "
-        "are indicative only. The paper-size results come from <code>reproduce</code> without "
-        "<code>--quick</code>.</p>"
+        "are indicative only. The paper-size results come from <code>reproduce --full</code>.</p>"
         if settings.get("quick") is True
         else ""
     )
