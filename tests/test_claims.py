@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import pathlib
 import shutil
-import warnings
 
 import pytest
 import xarray as xr
@@ -16,7 +15,7 @@ from tokenswarm.experiments import load_all, registry
 from tokenswarm.io.check import RunUnreadableError, check_run, check_tree
 from tokenswarm.io.claims import ClaimSet, RunSettings, close, inconclusive, less, same_measurement
 from tokenswarm.io.refs import Ref, parse_references
-from tokenswarm.io.results import Claim
+from tokenswarm.io.results import Claim, _quiet_consolidation
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -93,8 +92,7 @@ def test_check_finds_altered_data(equiangular_run, tmp_path):
     data = xr.open_zarr(run / "data.zarr").load()
     data["spread"] = data.spread + 0.5  # the equiangular configuration now looks broken
     shutil.rmtree(run / "data.zarr")
-    with warnings.catch_warnings():  # zarr 3 warns on every consolidated write, as the library's writer knows
-        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
+    with _quiet_consolidation():  # as the library writes its stores (zarr 3 warns on each)
         data.to_zarr(run / "data.zarr")
     outcome = CliRunner().invoke(cli.app, ["check", str(run), "--json"])
     assert outcome.exit_code == 1

@@ -16,8 +16,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pandas
 import pytest
@@ -208,13 +209,29 @@ def test_a_worker_killed_mid_task_has_its_point_run_again_and_written_once(
     assert len(sweep.load_table(tmp_path / "store")) == 4
 
 
+def _at_once(*calls: Callable[[], object]) -> list[BaseException]:
+    """Run ``calls`` in threads started together; what they raised."""
+    errors: list[BaseException] = []
+
+    def guarded(call: Callable[[], object]) -> None:
+        try:
+            call()
+        except BaseException as error:  # pragma: no cover - reported by the caller
+            errors.append(error)
+
+    threads = [threading.Thread(target=guarded, args=(call,)) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
 @pytest.mark.usefixtures("fake_sweep")
 def test_two_sweeps_extending_one_store_at_once_keep_both_grids(
     tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The manifest is read, extended and written under the store's lock, not raced."""
-    import threading
-
     store = tmp_path / "store"
     write = sweep.atomic_write_text
 
@@ -224,20 +241,7 @@ def test_two_sweeps_extending_one_store_at_once_keep_both_grids(
 
     monkeypatch.setattr(sweep, "atomic_write_text", write_after_a_pause)
     sweep.open_store(store, plan({"a": "0"}))
-    errors: list[BaseException] = []
-
-    def extend(grid: str) -> None:
-        try:
-            sweep.open_store(store, plan({"a": grid}))
-        except BaseException as error:  # pragma: no cover - reported below
-            errors.append(error)
-
-    threads = [threading.Thread(target=extend, args=(grid,)) for grid in ("1", "2")]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors
+    assert _at_once(lambda: sweep.open_store(store, plan({"a": "1"})), lambda: sweep.open_store(store, plan({"a": "2"}))) == []
     manifest = json.loads((store / sweep.MANIFEST).read_text())
     assert sorted(manifest["grid"]["a"]) == [0, 1, 2]
     assert sorted(point["id"] for point in manifest["points"]) == ["a=0", "a=1", "a=2"]
@@ -250,13 +254,8 @@ def test_two_sweeps_extending_one_store_at_once_keep_both_grids(
         replace(source, target)
 
     monkeypatch.setattr(sweep.os, "replace", replace_after_a_pause)
-    threads = [threading.Thread(target=_tables, args=(store, errors)) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    assert _at_once(lambda: sweep.write_tables(store), lambda: sweep.write_tables(store)) == []
     monkeypatch.undo()
-    assert not errors
     assert sorted(path.name for path in store.iterdir()) == sorted(
         [sweep.LOCK, sweep.MANIFEST, sweep.POINTS_DIR, sweep.TABLE, sweep.VIEW]
     )
@@ -265,13 +264,6 @@ def test_two_sweeps_extending_one_store_at_once_keep_both_grids(
     fresh.mkdir()
     (fresh / sweep.LOCK).write_text("")
     assert sweep.open_store(fresh, plan({"a": "0"}))["grid"] == {"a": [0]}
-
-
-def _tables(store: pathlib.Path, errors: list[BaseException]) -> None:
-    try:
-        sweep.write_tables(store)
-    except BaseException as error:  # pragma: no cover - reported by the caller
-        errors.append(error)
 
 
 def test_a_point_finished_meanwhile_is_not_written_twice(tmp_path: pathlib.Path) -> None:
