@@ -46,9 +46,7 @@ import math
 import os
 import pathlib
 import re
-import shutil
 import sys
-import tempfile
 import time
 import traceback
 import warnings
@@ -64,6 +62,8 @@ from tokenswarm.io.results import (
     RESULT_FILE,
     atomic_write_text,
     load_result,
+    replace_directory,
+    temporary_sibling,
     to_jsonable,
 )
 from tokenswarm.params import (
@@ -781,12 +781,9 @@ def write_tables(store: str | os.PathLike[str]) -> pathlib.Path:
     with _store_lock(path):
         table = build_table(path)
         target = path / TABLE
-        temporary = path / f".{TABLE}.{os.getpid()}-{os.urandom(4).hex()}.tmp"
-        try:
+        with temporary_sibling(target) as temporary:
             fastparquet.write(str(temporary), table, write_index=False, stats=False)
             os.replace(temporary, target)
-        finally:
-            temporary.unlink(missing_ok=True)
         _write_view(path, _to_view(table, _read_manifest(path)))
     return target
 
@@ -839,19 +836,7 @@ def _to_view(table: pandas.DataFrame, manifest: Mapping[str, Any]) -> xarray.Dat
 
 
 def _write_view(path: pathlib.Path, view: xarray.Dataset) -> None:
-    target = path / VIEW
-    staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{VIEW}.", suffix=".tmp", dir=path))
-    try:
-        view.to_zarr(staging / VIEW, mode="w-", consolidated=False)
-        retired = None
-        if target.exists():
-            retired = pathlib.Path(tempfile.mkdtemp(prefix=f".{VIEW}.old-", dir=path))
-            os.replace(target, retired / VIEW)
-        os.replace(staging / VIEW, target)
-        if retired is not None:
-            shutil.rmtree(retired, ignore_errors=True)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    replace_directory(path / VIEW, lambda store: view.to_zarr(store, mode="w-", consolidated=False))
 
 
 def load_view(store: str | os.PathLike[str]) -> xarray.Dataset:

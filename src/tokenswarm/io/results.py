@@ -53,7 +53,7 @@ import shlex
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -84,6 +84,7 @@ __all__ = [
     "load_data",
     "atomic_write_text",
     "temporary_sibling",
+    "replace_directory",
 ]
 
 RESULT_FILE = "result.json"
@@ -599,26 +600,34 @@ def _quiet_consolidation() -> Iterator[None]:
         yield
 
 
-def _save_dataset(directory: pathlib.Path, data: xarray.Dataset) -> None:
-    """Write ``data`` to a temporary store, then swap it in for ``data.zarr``.
+def replace_directory(target: pathlib.Path, write: Callable[[pathlib.Path], object]) -> None:
+    """Have ``write(path)`` build a directory in a hidden sibling, then swap it in for ``target``.
 
-    A directory cannot be replaced atomically while it exists, so an older store is first
+    A directory cannot be replaced atomically while it exists, so an older one is first
     renamed aside and deleted only after the new one is in place; a crash at any point
-    leaves either the old or the new store under ``data.zarr`` (or, in the instant between
-    the two renames, the old store under a ``.data.zarr.old-*`` name).
+    leaves either the old or the new directory under ``target`` (or, in the instant between
+    the two renames, the old one under a ``.NAME.old-*`` name).
     """
-    target = directory / DATA_STORE
-    staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{DATA_STORE}.", suffix=".tmp", dir=directory))
+    staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
-        store = staging / DATA_STORE
-        with _quiet_consolidation():
-            _with_variable_length_text(data).to_zarr(store, mode="w-", consolidated=True)
+        built = staging / target.name
+        write(built)
         retired = None
         if target.exists():
-            retired = pathlib.Path(tempfile.mkdtemp(prefix=f".{DATA_STORE}.old-", dir=directory))
-            os.replace(target, retired / DATA_STORE)
-        os.replace(store, target)
+            retired = pathlib.Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+            os.replace(target, retired / target.name)
+        os.replace(built, target)
         if retired is not None:
             shutil.rmtree(retired, ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _save_dataset(directory: pathlib.Path, data: xarray.Dataset) -> None:
+    """Write ``data`` as ``directory/data.zarr``, replacing an older store whole (:func:`replace_directory`)."""
+
+    def write(store: pathlib.Path) -> None:
+        with _quiet_consolidation():
+            _with_variable_length_text(data).to_zarr(store, mode="w-", consolidated=True)
+
+    replace_directory(directory / DATA_STORE, write)
